@@ -1,0 +1,166 @@
+/*
+ * tou_split.c
+ *	  SQL entry points over the compiled tariff calendars:
+ *	    prepaid.tou_split(tariff_id, t_from, t_to, kwh) -> (period, kwh)
+ *	    prepaid.tou_price(tariff_id, t, period) -> numeric
+ *	    prepaid._tariff_invalidate()
+ *
+ * tou_split splits energy over an interval in proportion to the time spent in
+ * each period; the parts are exact to 1e-6 kWh and add up to the input
+ * exactly (largest remainder).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "exact.h"
+#include "tou_calendar.h"
+
+PG_FUNCTION_INFO_V1(prepaid_tou_split);
+PG_FUNCTION_INFO_V1(prepaid_tou_price);
+PG_FUNCTION_INFO_V1(prepaid_tariff_invalidate);
+
+extern void tou_calendar_broadcast(void);
+
+typedef struct SplitState
+{
+	int			n;
+	int			next;
+	int16		period[TOU_NPERIODS];
+	int64		part[TOU_NPERIODS];
+} SplitState;
+
+static TupleDesc split_desc = NULL;
+static Datum period_text[TOU_NPERIODS];
+
+static void
+split_prepare(FunctionCallInfo fcinfo)
+{
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (split_desc != NULL)
+		return;
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "tou_split must return a composite type");
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	split_desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+	for (int i = 0; i < TOU_NPERIODS; i++)
+		period_text[i] = PointerGetDatum(cstring_to_text(tou_period_names[i]));
+	MemoryContextSwitchTo(old);
+}
+
+/* Validated arguments common to the SQL functions. */
+static void
+check_interval(TimestampTz from, TimestampTz to)
+{
+	if (TIMESTAMP_NOT_FINITE(from) || TIMESTAMP_NOT_FINITE(to))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interval bounds must be finite")));
+	if (to <= from)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("t_to must be later than t_from"),
+				 errdetail("Got %s to %s.", timestamptz_to_str(from),
+						   timestamptz_to_str(to))));
+}
+
+Datum
+prepaid_tou_split(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	SplitState *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		int64		tariff_id = PG_GETARG_INT64(0);
+		TimestampTz from = PG_GETARG_TIMESTAMPTZ(1);
+		TimestampTz to = PG_GETARG_TIMESTAMPTZ(2);
+		int64		energy = numeric_to_fixed(PG_GETARG_NUMERIC(3), 6, "kwh");
+		TouCalendar *cal;
+		TouSliceList slices;
+		int64		usec[TOU_NPERIODS] = {0};
+		int64		weights[TOU_NPERIODS];
+		int64		parts[TOU_NPERIODS];
+		MemoryContext old;
+
+		if (energy < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kwh must not be negative")));
+		check_interval(from, to);
+		split_prepare(fcinfo);
+		funcctx = SRF_FIRSTCALL_INIT();
+		cal = tou_calendar_get(tariff_id);
+		tou_slices_init(&slices);
+		tou_calendar_slices(cal, from, to, &slices);
+		for (int i = 0; i < slices.n; i++)
+			usec[slices.s[i].period] += slices.s[i].usec;
+
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		st = palloc(sizeof(SplitState));
+		MemoryContextSwitchTo(old);
+		st->n = 0;
+		st->next = 0;
+		for (int p = 0; p < TOU_NPERIODS; p++)
+			if (usec[p] > 0)
+			{
+				st->period[st->n] = (int16) p;
+				weights[st->n] = usec[p];
+				st->n++;
+			}
+		split_exact(energy, weights, st->n, parts);
+		memcpy(st->part, parts, sizeof(int64) * st->n);
+		funcctx->user_fctx = st;
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = (SplitState *) funcctx->user_fctx;
+	if (st->next < st->n)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		int			i = st->next++;
+
+		values[0] = period_text[st->period[i]];
+		values[1] = NumericGetDatum(fixed_to_numeric(st->part[i], 6));
+		SRF_RETURN_NEXT(funcctx,
+						HeapTupleGetDatum(heap_form_tuple(split_desc, values, nulls)));
+	}
+	SRF_RETURN_DONE(funcctx);
+}
+
+Datum
+prepaid_tou_price(PG_FUNCTION_ARGS)
+{
+	int64		tariff_id = PG_GETARG_INT64(0);
+	TimestampTz t = PG_GETARG_TIMESTAMPTZ(1);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	int			period = tou_period_from_name(name);
+	int64		price;
+
+	if (period < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown period \"%s\"", name),
+				 errhint("Periods are sharp, peak, flat, valley and deep.")));
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the instant must be finite")));
+	price = tou_calendar_price_at(tou_calendar_get(tariff_id), t, period);
+	if (price == TOU_NO_PRICE)
+		PG_RETURN_NULL();
+	PG_RETURN_NUMERIC(fixed_to_numeric(price, 6));
+}
+
+Datum
+prepaid_tariff_invalidate(PG_FUNCTION_ARGS)
+{
+	tou_calendar_broadcast();
+	PG_RETURN_VOID();
+}
