@@ -13,9 +13,9 @@
 #include "postgres.h"
 #include "utils/numeric.h"
 
-#define PICO_PER_FEN INT64CONST(10000000000)
+#define PICO_PER_FEN  INT64CONST(10000000000)
 #define UNITS_PER_KWH INT64CONST(1000000)
-#define UNITS_PER_WH INT64CONST(1000)
+#define UNITS_PER_WH  INT64CONST(1000)
 
 /*
  * numeric -> int64 scaled by 10^scale, exactly; ERROR (naming `what`) when
@@ -34,6 +34,7 @@ extern void fixed_to_text(int64 value, int scale, char *buf);
  * units and add up to exactly `total` (largest remainder; ties to the lower
  * index).
  */
-extern void split_exact(int64 total, const int64 *weights, int n, int64 *parts);
+extern void split_exact(int64 total, const int64 *weights, int n,
+                        int64 *parts);
 
-#endif							/* EXACT_H */
+#endif /* EXACT_H */

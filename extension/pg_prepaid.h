@@ -5,7 +5,7 @@
 #ifndef PG_PREPAID_H
 #define PG_PREPAID_H
 
-extern int	prepaid_max_clock_skew;
-extern int	prepaid_settle_batch;
+extern int prepaid_max_clock_skew;
+extern int prepaid_settle_batch;
 
-#endif							/* PG_PREPAID_H */
+#endif /* PG_PREPAID_H */

@@ -40,137 +40,134 @@
 
 PG_FUNCTION_INFO_V1(prepaid_settle);
 
-#define MAX_COMBOS 32
+#define MAX_COMBOS  32
 #define FETCH_CHUNK 20000
 
 /* SQL of the prepared plans */
 static const char *const sql_pick =
-"SELECT c.property_id, c.meter_id FROM prepaid.settle_cursor c "
-"JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = c.meter_id "
-"WHERE (c.property_id, c.meter_id) > ($1, $2) AND m.mode = 'prepaid' "
-"  AND EXISTS (SELECT 1 FROM prepaid.reading r WHERE r.property_id = c.property_id "
-"      AND r.meter_id = c.meter_id AND r.read_at > coalesce(c.read_at, '-infinity')) "
-"ORDER BY c.property_id, c.meter_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED";
+    "SELECT c.property_id, c.meter_id FROM prepaid.settle_cursor c "
+    "JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = "
+    "c.meter_id "
+    "WHERE (c.property_id, c.meter_id) > ($1, $2) AND m.mode = 'prepaid' "
+    "  AND EXISTS (SELECT 1 FROM prepaid.reading r WHERE r.property_id = "
+    "c.property_id "
+    "      AND r.meter_id = c.meter_id AND r.read_at > coalesce(c.read_at, "
+    "'-infinity')) "
+    "ORDER BY c.property_id, c.meter_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED";
 
 static const char *const sql_fetch =
-"SELECT c.property_id, c.meter_id, m.account_id, m.tariff_id, "
-"       m.pt_ratio::int8 * m.ct_ratio::int8, m.register_modulus_wh, "
-"       c.read_at, c.energy_wh, c.rate_wh, c.carry_pico, "
-"       r.read_at, r.energy_wh, r.rate_wh "
-"FROM unnest($1::int8[], $2::int8[]) AS k(p, m) "
-"JOIN prepaid.settle_cursor c ON c.property_id = k.p AND c.meter_id = k.m "
-"JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = c.meter_id "
-"JOIN prepaid.reading r ON r.property_id = c.property_id AND r.meter_id = c.meter_id "
-"     AND r.read_at > coalesce(c.read_at, '-infinity') "
-"ORDER BY c.property_id, c.meter_id, r.read_at";
+    "SELECT c.property_id, c.meter_id, m.account_id, m.tariff_id, "
+    "       m.pt_ratio::int8 * m.ct_ratio::int8, m.register_modulus_wh, "
+    "       c.read_at, c.energy_wh, c.rate_wh, c.carry_pico, "
+    "       r.read_at, r.energy_wh, r.rate_wh "
+    "FROM unnest($1::int8[], $2::int8[]) AS k(p, m) "
+    "JOIN prepaid.settle_cursor c ON c.property_id = k.p AND c.meter_id = k.m "
+    "JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = "
+    "c.meter_id "
+    "JOIN prepaid.reading r ON r.property_id = c.property_id AND r.meter_id = "
+    "c.meter_id "
+    "     AND r.read_at > coalesce(c.read_at, '-infinity') "
+    "ORDER BY c.property_id, c.meter_id, r.read_at";
 
 static const char *const sql_ledger =
-"INSERT INTO prepaid.ledger (property_id, account_id, meter_id, kind, amount, kwh, "
-"       detail, period_from, period_to) "
-"SELECT p, a, m, 'energy', amt, kwh, d::jsonb, f, t "
-"FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::numeric[], $5::numeric[], "
-"            $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, m, amt, kwh, d, f, t) "
-"ORDER BY a";
+    "INSERT INTO prepaid.ledger (property_id, account_id, meter_id, kind, "
+    "amount, kwh, "
+    "       detail, period_from, period_to) "
+    "SELECT p, a, m, 'energy', amt, kwh, d::jsonb, f, t "
+    "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::numeric[], "
+    "$5::numeric[], "
+    "            $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, "
+    "m, amt, kwh, d, f, t) "
+    "ORDER BY a";
 
 static const char *const sql_cursor =
-"UPDATE prepaid.settle_cursor c SET read_at = u.t, energy_wh = u.e, "
-"       rate_wh = u.r::int8[], carry_pico = u.carry, settled_at = now() "
-"FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[], $5::text[], "
-"            $6::int8[]) AS u(p, m, t, e, r, carry) "
-"WHERE c.property_id = u.p AND c.meter_id = u.m";
+    "UPDATE prepaid.settle_cursor c SET read_at = u.t, energy_wh = u.e, "
+    "       rate_wh = u.r::int8[], carry_pico = u.carry, settled_at = now() "
+    "FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[], "
+    "$5::text[], "
+    "            $6::int8[]) AS u(p, m, t, e, r, carry) "
+    "WHERE c.property_id = u.p AND c.meter_id = u.m";
 
 static const char *const sql_quarantine =
-"WITH bad AS (SELECT * FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::text[]) "
-"             AS b(p, m, t, detail)), "
-"moved AS (DELETE FROM prepaid.reading r USING bad b "
-"          WHERE r.property_id = b.p AND r.meter_id = b.m AND r.read_at = b.t "
-"          RETURNING r.property_id, r.meter_id, r.read_at, b.detail, to_jsonb(r) AS j), "
-"q AS (INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, source, reason, "
-"          detail, reading) "
-"      SELECT property_id, meter_id, read_at, 'settlement', 'energy_backwards', detail, j "
-"      FROM moved RETURNING property_id, meter_id, read_at, detail) "
-"SELECT prepaid.alarm_raise(property_id, meter_id, 'energy_backwards', "
-"       jsonb_build_object('read_at', read_at, 'detail', detail), 'critical') FROM q";
+    "WITH bad AS (SELECT * FROM unnest($1::int8[], $2::int8[], "
+    "$3::timestamptz[], $4::text[]) "
+    "             AS b(p, m, t, detail)), "
+    "moved AS (DELETE FROM prepaid.reading r USING bad b "
+    "          WHERE r.property_id = b.p AND r.meter_id = b.m AND r.read_at = "
+    "b.t "
+    "          RETURNING r.property_id, r.meter_id, r.read_at, b.detail, "
+    "to_jsonb(r) AS j), "
+    "q AS (INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, "
+    "source, reason, "
+    "          detail, reading) "
+    "      SELECT property_id, meter_id, read_at, 'settlement', "
+    "'energy_backwards', detail, j "
+    "      FROM moved RETURNING property_id, meter_id, read_at, detail) "
+    "SELECT prepaid.alarm_raise(property_id, meter_id, 'energy_backwards', "
+    "       jsonb_build_object('read_at', read_at, 'detail', detail), "
+    "'critical') FROM q";
 
-static SPIPlanPtr plan_pick,
-			plan_fetch,
-			plan_ledger,
-			plan_cursor,
-			plan_quarantine;
+static SPIPlanPtr plan_pick, plan_fetch, plan_ledger, plan_cursor,
+    plan_quarantine;
 
 /* One (period, price) combination priced in an entry. */
 typedef struct Combo
 {
-	int16		period;
-	int64		price_u;
-	int64		energy;			/* 1e-6 kWh */
-	int128		amount;			/* pico-yuan */
+	int16 period;
+	int64 price_u;
+	int64 energy;  /* 1e-6 kWh */
+	int128 amount; /* pico-yuan */
 } Combo;
 
 /* State of the meter being settled. */
 typedef struct Meter
 {
-	int64		property_id;
-	int64		meter_id;
-	int64		account_id;
-	int64		tariff_id;
-	int64		mult;			/* PT x CT */
-	int64		modulus;		/* register wrap, Wh */
-	bool		has_at;
-	TimestampTz at;				/* cursor position */
-	int64		e;				/* total register at cursor, Wh */
-	int			nr;				/* number of rate registers at cursor */
-	int64		r[TOU_MAX_REGISTERS];
-	int64		carry;			/* pico-yuan, < 1 fen */
+	int64 property_id;
+	int64 meter_id;
+	int64 account_id;
+	int64 tariff_id;
+	int64 mult;    /* PT x CT */
+	int64 modulus; /* register wrap, Wh */
+	bool has_at;
+	TimestampTz at; /* cursor position */
+	int64 e;        /* total register at cursor, Wh */
+	int nr;         /* number of rate registers at cursor */
+	int64 r[TOU_MAX_REGISTERS];
+	int64 carry; /* pico-yuan, < 1 fen */
 	TimestampTz first_from;
-	int			nreadings;
-	bool		moved;
-	int			ncombos;
-	Combo		combos[MAX_COMBOS];
+	int nreadings;
+	bool moved;
+	int ncombos;
+	Combo combos[MAX_COMBOS];
 } Meter;
 
 /* Column vectors of one batch's writes. */
 typedef struct Vec
 {
-	int			n;
-	int			cap;
-	Datum	   *d;
-	bool	   *nulls;
+	int n;
+	int cap;
+	Datum *d;
+	bool *nulls;
 } Vec;
 
 typedef struct Batch
 {
 	/* ledger */
-	Vec			l_p,
-				l_a,
-				l_m,
-				l_amt,
-				l_kwh,
-				l_detail,
-				l_from,
-				l_to;
+	Vec l_p, l_a, l_m, l_amt, l_kwh, l_detail, l_from, l_to;
 	/* cursor */
-	Vec			c_p,
-				c_m,
-				c_t,
-				c_e,
-				c_r,
-				c_carry;
+	Vec c_p, c_m, c_t, c_e, c_r, c_carry;
 	/* quarantine */
-	Vec			q_p,
-				q_m,
-				q_t,
-				q_detail;
+	Vec q_p, q_m, q_t, q_detail;
 } Batch;
 
 typedef struct Totals
 {
-	int64		meters;
-	int64		readings;
-	int64		entries;
-	int64		energy;			/* 1e-6 kWh */
-	int64		fen;
-	int64		quarantined;
+	int64 meters;
+	int64 readings;
+	int64 entries;
+	int64 energy; /* 1e-6 kWh */
+	int64 fen;
+	int64 quarantined;
 } Totals;
 
 static void
@@ -179,8 +176,10 @@ vec_push(Vec *v, Datum d, bool isnull)
 	if (v->n == v->cap)
 	{
 		v->cap = v->cap ? v->cap * 2 : 1024;
-		v->d = v->d ? repalloc(v->d, sizeof(Datum) * v->cap) : palloc(sizeof(Datum) * v->cap);
-		v->nulls = v->nulls ? repalloc(v->nulls, sizeof(bool) * v->cap) : palloc(sizeof(bool) * v->cap);
+		v->d = v->d ? repalloc(v->d, sizeof(Datum) * v->cap)
+		            : palloc(sizeof(Datum) * v->cap);
+		v->nulls = v->nulls ? repalloc(v->nulls, sizeof(bool) * v->cap)
+		                    : palloc(sizeof(bool) * v->cap);
 	}
 	v->d[v->n] = d;
 	v->nulls[v->n] = isnull;
@@ -190,25 +189,25 @@ vec_push(Vec *v, Datum d, bool isnull)
 static Datum
 vec_array(Vec *v, Oid elemtype)
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {v->n};
-	int			lbs[1] = {1};
+	int16 typlen;
+	bool typbyval;
+	char typalign;
+	int dims[1] = {v->n};
+	int lbs[1] = {1};
 
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(v->d, v->nulls, 1, dims, lbs,
-											  elemtype, typlen, typbyval, typalign));
+	return PointerGetDatum(construct_md_array(
+	    v->d, v->nulls, 1, dims, lbs, elemtype, typlen, typbyval, typalign));
 }
 
 static SPIPlanPtr
 prepare(const char *sql, int nargs, Oid *types)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for settlement: %s",
-			 SPI_result_code_string(SPI_result));
+		     SPI_result_code_string(SPI_result));
 	SPI_keepplan(plan);
 	return plan;
 }
@@ -216,15 +215,15 @@ prepare(const char *sql, int nargs, Oid *types)
 static void
 prepare_plans(void)
 {
-	Oid			pick[3] = {INT8OID, INT8OID, INT4OID};
-	Oid			fetch[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Oid			ledger[8] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		NUMERICARRAYOID, NUMERICARRAYOID, TEXTARRAYOID,
-	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
-	Oid			cursor[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-	INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-	Oid			quarantine[4] = {INT8ARRAYOID, INT8ARRAYOID,
-	TIMESTAMPTZARRAYOID, TEXTARRAYOID};
+	Oid pick[3] = {INT8OID, INT8OID, INT4OID};
+	Oid fetch[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Oid ledger[8] = {INT8ARRAYOID,        INT8ARRAYOID,       INT8ARRAYOID,
+	                 NUMERICARRAYOID,     NUMERICARRAYOID,    TEXTARRAYOID,
+	                 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid cursor[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+	                 INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Oid quarantine[4] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+	                     TEXTARRAYOID};
 
 	if (plan_pick == NULL)
 		plan_pick = prepare(sql_pick, 3, pick);
@@ -242,18 +241,19 @@ prepare_plans(void)
 static int
 read_registers(Datum arr, int64 *out)
 {
-	ArrayType  *a = DatumGetArrayTypeP(arr);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	ArrayType *a = DatumGetArrayTypeP(arr);
+	Datum *elems;
+	bool *nulls;
+	int n;
 
-	deconstruct_array(a, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	deconstruct_array(a, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls,
+	                  &n);
 	if (n > TOU_MAX_REGISTERS)
 		n = TOU_MAX_REGISTERS;
 	for (int i = 0; i < n; i++)
 	{
 		if (nulls[i])
-			return 0;			/* incomplete registers: price from the total */
+			return 0; /* incomplete registers: price from the total */
 		out[i] = DatumGetInt64(elems[i]);
 	}
 	return n;
@@ -262,8 +262,8 @@ read_registers(Datum arr, int64 *out)
 static void
 combo_add(Meter *m, int period, int64 price, int64 energy)
 {
-	int128		amount = (int128) energy * price;
-	int			i;
+	int128 amount = (int128) energy * price;
+	int i;
 
 	for (i = 0; i < m->ncombos; i++)
 		if (m->combos[i].period == period && m->combos[i].price_u == price)
@@ -271,11 +271,13 @@ combo_add(Meter *m, int period, int64 price, int64 energy)
 	if (i == m->ncombos)
 	{
 		if (m->ncombos == MAX_COMBOS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("meter %lld has more than %d price combinations in one settlement",
-							(long long) m->meter_id, MAX_COMBOS),
-					 errhint("Settle more often, or with a smaller backlog.")));
+			ereport(
+			    ERROR,
+			    (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			     errmsg("meter %lld has more than %d price combinations in "
+			            "one settlement",
+			            (long long) m->meter_id, MAX_COMBOS),
+			     errhint("Settle more often, or with a smaller backlog.")));
 		m->combos[i].period = (int16) period;
 		m->combos[i].price_u = price;
 		m->combos[i].energy = 0;
@@ -293,7 +295,7 @@ register_delta(int64 prev, int64 cur, int64 modulus)
 	if (cur >= prev)
 		return cur - prev;
 	if (prev > modulus / 10 * 9 && cur < modulus / 10 &&
-		modulus - prev + cur <= modulus / 100)
+	    modulus - prev + cur <= modulus / 100)
 		return modulus - prev + cur;
 	return -1;
 }
@@ -301,56 +303,59 @@ register_delta(int64 prev, int64 cur, int64 modulus)
 static int64
 wh_to_units(Meter *m, int64 wh)
 {
-	int64		units;
+	int64 units;
 
 	if (pg_mul_s64_overflow(wh, m->mult, &units) ||
-		pg_mul_s64_overflow(units, UNITS_PER_WH, &units))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("energy of meter %lld is out of range", (long long) m->meter_id)));
+	    pg_mul_s64_overflow(units, UNITS_PER_WH, &units))
+		ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+		                errmsg("energy of meter %lld is out of range",
+		                       (long long) m->meter_id)));
 	return units;
 }
 
 /* Prices one interval (m->at, at] ending at a reading. */
 static void
 price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
-			   TimestampTz at, int64 delta_wh, int nregs, int64 *reg_delta)
+               TimestampTz at, int64 delta_wh, int nregs, int64 *reg_delta)
 {
-	int64		weights[64];
-	int64		parts[64];
-	int			n;
+	int64 weights[64];
+	int64 parts[64];
+	int n;
 
 	tou_calendar_slices(cal, m->at, at, slices);
 	if (slices->n > 64)
 		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("interval of meter %lld spans too many tariff prices",
-						(long long) m->meter_id)));
+		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		         errmsg("interval of meter %lld spans too many tariff prices",
+		                (long long) m->meter_id)));
 	if (nregs > 0)
 	{
-		int16		reg_period[TOU_MAX_REGISTERS];
-		int			nmap = tou_calendar_registers(cal, at - 1, reg_period);
+		int16 reg_period[TOU_MAX_REGISTERS];
+		int nmap = tou_calendar_registers(cal, at - 1, reg_period);
 
 		for (int r = 0; r < nregs; r++)
 		{
-			int			period = (r < nmap) ? reg_period[r] : -1;
-			int64		energy = wh_to_units(m, reg_delta[r]);
+			int period = (r < nmap) ? reg_period[r] : -1;
+			int64 energy = wh_to_units(m, reg_delta[r]);
 
 			if (energy == 0)
 				continue;
 			if (period < 0)
 				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("meter %lld reports register T%d, which its tariff does not map to a period",
-								(long long) m->meter_id, r + 1),
-						 errhint("List the period of every register in the tariff's \"registers\".")));
+				        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				         errmsg("meter %lld reports register T%d, which its "
+				                "tariff does not map to a period",
+				                (long long) m->meter_id, r + 1),
+				         errhint("List the period of every register in the "
+				                 "tariff's \"registers\".")));
 			/* spread over the slices of that period (they may differ in price) */
 			n = 0;
 			for (int i = 0; i < slices->n; i++)
-				weights[n++] = (slices->s[i].period == period) ? slices->s[i].usec : 0;
+				weights[n++] =
+				    (slices->s[i].period == period) ? slices->s[i].usec : 0;
 			if (n > 0 && slices->n > 0)
 			{
-				int64		wsum = 0;
+				int64 wsum = 0;
 
 				for (int i = 0; i < n; i++)
 					wsum += weights[i];
@@ -359,17 +364,19 @@ price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
 					split_exact(energy, weights, n, parts);
 					for (int i = 0; i < n; i++)
 						if (parts[i] != 0)
-							combo_add(m, period, slices->s[i].price_u, parts[i]);
+							combo_add(m, period, slices->s[i].price_u,
+							          parts[i]);
 					continue;
 				}
 			}
 			/* the meter's clock put energy in a period our calendar had no time in */
-			combo_add(m, period, tou_calendar_price_at(cal, at - 1, period), energy);
+			combo_add(m, period, tou_calendar_price_at(cal, at - 1, period),
+			          energy);
 		}
 	}
 	else
 	{
-		int64		energy = wh_to_units(m, delta_wh);
+		int64 energy = wh_to_units(m, delta_wh);
 
 		if (energy == 0)
 			return;
@@ -378,7 +385,8 @@ price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
 		split_exact(energy, weights, slices->n, parts);
 		for (int i = 0; i < slices->n; i++)
 			if (parts[i] != 0)
-				combo_add(m, slices->s[i].period, slices->s[i].price_u, parts[i]);
+				combo_add(m, slices->s[i].period, slices->s[i].price_u,
+				          parts[i]);
 	}
 }
 
@@ -392,10 +400,10 @@ append_ts(StringInfo buf, TimestampTz t)
 static void
 finish_meter(Meter *m, Batch *b, Totals *tot)
 {
-	int128		total = m->carry;
-	int64		energy = 0;
-	int64		fen;
-	char		num[64];
+	int128 total = m->carry;
+	int64 energy = 0;
+	int64 fen;
+	char num[64];
 	StringInfoData detail;
 
 	if (!m->moved)
@@ -417,13 +425,14 @@ finish_meter(Meter *m, Batch *b, Totals *tot)
 		append_ts(&detail, m->first_from);
 		appendStringInfoString(&detail, ", \"to\": ");
 		append_ts(&detail, m->at);
-		appendStringInfo(&detail, ", \"readings\": %d, \"periods\": [", m->nreadings);
+		appendStringInfo(&detail, ", \"readings\": %d, \"periods\": [",
+		                 m->nreadings);
 		for (int i = 0; i < m->ncombos; i++)
 		{
-			Combo	   *c = &m->combos[i];
+			Combo *c = &m->combos[i];
 
 			appendStringInfo(&detail, "%s{\"period\": \"%s\", ", i ? ", " : "",
-							 tou_period_names[c->period]);
+			                 tou_period_names[c->period]);
 			fixed_to_text(c->energy, 6, num);
 			appendStringInfo(&detail, "\"kwh\": %s, ", num);
 			fixed_to_text(c->price_u, 6, num);
@@ -438,7 +447,8 @@ finish_meter(Meter *m, Batch *b, Totals *tot)
 		vec_push(&b->l_a, Int64GetDatum(m->account_id), false);
 		vec_push(&b->l_m, Int64GetDatum(m->meter_id), false);
 		vec_push(&b->l_amt, NumericGetDatum(fixed_to_numeric(-fen, 2)), false);
-		vec_push(&b->l_kwh, NumericGetDatum(fixed_to_numeric(energy, 6)), false);
+		vec_push(&b->l_kwh, NumericGetDatum(fixed_to_numeric(energy, 6)),
+		         false);
 		vec_push(&b->l_detail, CStringGetTextDatum(detail.data), false);
 		vec_push(&b->l_from, TimestampTzGetDatum(m->first_from), false);
 		vec_push(&b->l_to, TimestampTzGetDatum(m->at), false);
@@ -468,14 +478,16 @@ finish_meter(Meter *m, Batch *b, Totals *tot)
 }
 
 static void
-quarantine_reading(Meter *m, Batch *b, TimestampTz at, int64 e, const char *why)
+quarantine_reading(Meter *m, Batch *b, TimestampTz at, int64 e,
+                   const char *why)
 {
-	char		detail[256];
+	char detail[256];
 
 	snprintf(detail, sizeof(detail),
-			 "energy went from " INT64_FORMAT " Wh at %s to " INT64_FORMAT " Wh "
-			 "(%s); not a register rollover",
-			 m->e, timestamptz_to_str(m->at), e, why);
+	         "energy went from " INT64_FORMAT " Wh at %s to " INT64_FORMAT
+	         " Wh "
+	         "(%s); not a register rollover",
+	         m->e, timestamptz_to_str(m->at), e, why);
 	vec_push(&b->q_p, Int64GetDatum(m->property_id), false);
 	vec_push(&b->q_m, Int64GetDatum(m->meter_id), false);
 	vec_push(&b->q_t, TimestampTzGetDatum(at), false);
@@ -485,16 +497,16 @@ quarantine_reading(Meter *m, Batch *b, TimestampTz at, int64 e, const char *why)
 /* Handles one fetched row: starts a new meter or prices one more reading. */
 static void
 process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
-			TouSliceList *slices, TouCalendar **cal)
+            TouSliceList *slices, TouCalendar **cal)
 {
-	bool		isnull;
-	int64		meter_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-	int64		property_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	bool isnull;
+	int64 meter_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	int64 property_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	TimestampTz at;
-	int64		e;
-	int64		regs[TOU_MAX_REGISTERS];
-	int			nregs = 0;
-	Datum		d;
+	int64 e;
+	int64 regs[TOU_MAX_REGISTERS];
+	int nregs = 0;
+	Datum d;
 
 	if (meter_id != m->meter_id || property_id != m->property_id)
 	{
@@ -512,7 +524,8 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
 			m->at = DatumGetTimestampTz(d);
 		d = SPI_getbinval(tup, desc, 8, &isnull);
 		if (isnull)
-			m->has_at = false;	/* no baseline energy: the first reading is it */
+			m->has_at =
+			    false; /* no baseline energy: the first reading is it */
 		else
 			m->e = DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 9, &isnull);
@@ -541,9 +554,9 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
 	}
 	else
 	{
-		int64		delta = register_delta(m->e, e, m->modulus);
-		int64		reg_delta[TOU_MAX_REGISTERS];
-		int			use_regs = (nregs > 0 && nregs == m->nr) ? nregs : 0;
+		int64 delta = register_delta(m->e, e, m->modulus);
+		int64 reg_delta[TOU_MAX_REGISTERS];
+		int use_regs = (nregs > 0 && nregs == m->nr) ? nregs : 0;
 
 		if (delta < 0)
 		{
@@ -555,7 +568,7 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
 		{
 			reg_delta[i] = register_delta(m->r[i], regs[i], m->modulus);
 			if (reg_delta[i] < 0)
-				use_regs = 0;	/* inconsistent registers: price the total */
+				use_regs = 0; /* inconsistent registers: price the total */
 		}
 		if (!m->moved)
 			m->first_from = m->at;
@@ -572,10 +585,11 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
 static void
 exec_plan(SPIPlanPtr plan, Datum *args, int expect)
 {
-	int			rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	int rc = SPI_execute_plan(plan, args, NULL, false, 0);
 
 	if (rc != expect)
-		elog(ERROR, "settlement statement failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "settlement statement failed: %s",
+		     SPI_result_code_string(rc));
 }
 
 static void
@@ -583,25 +597,34 @@ write_batch(Batch *b)
 {
 	if (b->q_p.n > 0)
 	{
-		Datum		args[4] = {vec_array(&b->q_p, INT8OID), vec_array(&b->q_m, INT8OID),
-		vec_array(&b->q_t, TIMESTAMPTZOID), vec_array(&b->q_detail, TEXTOID)};
+		Datum args[4] = {vec_array(&b->q_p, INT8OID),
+		                 vec_array(&b->q_m, INT8OID),
+		                 vec_array(&b->q_t, TIMESTAMPTZOID),
+		                 vec_array(&b->q_detail, TEXTOID)};
 
 		exec_plan(plan_quarantine, args, SPI_OK_SELECT);
 	}
 	if (b->l_p.n > 0)
 	{
-		Datum		args[8] = {vec_array(&b->l_p, INT8OID), vec_array(&b->l_a, INT8OID),
-			vec_array(&b->l_m, INT8OID), vec_array(&b->l_amt, NUMERICOID),
-			vec_array(&b->l_kwh, NUMERICOID), vec_array(&b->l_detail, TEXTOID),
-		vec_array(&b->l_from, TIMESTAMPTZOID), vec_array(&b->l_to, TIMESTAMPTZOID)};
+		Datum args[8] = {vec_array(&b->l_p, INT8OID),
+		                 vec_array(&b->l_a, INT8OID),
+		                 vec_array(&b->l_m, INT8OID),
+		                 vec_array(&b->l_amt, NUMERICOID),
+		                 vec_array(&b->l_kwh, NUMERICOID),
+		                 vec_array(&b->l_detail, TEXTOID),
+		                 vec_array(&b->l_from, TIMESTAMPTZOID),
+		                 vec_array(&b->l_to, TIMESTAMPTZOID)};
 
 		exec_plan(plan_ledger, args, SPI_OK_INSERT);
 	}
 	if (b->c_p.n > 0)
 	{
-		Datum		args[6] = {vec_array(&b->c_p, INT8OID), vec_array(&b->c_m, INT8OID),
-			vec_array(&b->c_t, TIMESTAMPTZOID), vec_array(&b->c_e, INT8OID),
-		vec_array(&b->c_r, TEXTOID), vec_array(&b->c_carry, INT8OID)};
+		Datum args[6] = {vec_array(&b->c_p, INT8OID),
+		                 vec_array(&b->c_m, INT8OID),
+		                 vec_array(&b->c_t, TIMESTAMPTZOID),
+		                 vec_array(&b->c_e, INT8OID),
+		                 vec_array(&b->c_r, TEXTOID),
+		                 vec_array(&b->c_carry, INT8OID)};
 
 		exec_plan(plan_cursor, args, SPI_OK_UPDATE);
 	}
@@ -610,46 +633,44 @@ write_batch(Batch *b)
 Datum
 prepaid_settle(PG_FUNCTION_ARGS)
 {
-	int64		max_meters = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
-	int			batch_size = PG_ARGISNULL(1) ? prepaid_settle_batch : PG_GETARG_INT32(1);
-	int64		last_p = PG_INT64_MIN;
-	int64		last_m = PG_INT64_MIN;
-	Totals		tot = {0};
-	TupleDesc	rdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	int64 max_meters = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
+	int batch_size =
+	    PG_ARGISNULL(1) ? prepaid_settle_batch : PG_GETARG_INT32(1);
+	int64 last_p = PG_INT64_MIN;
+	int64 last_m = PG_INT64_MIN;
+	Totals tot = {0};
+	TupleDesc rdesc;
+	Datum values[6];
+	bool nulls[6] = {false};
 	MemoryContext batch_cxt;
 	MemoryContext old;
 
 	if (max_meters <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_meters must be positive")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("max_meters must be positive")));
 	if (batch_size <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch_size must be positive")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("batch_size must be positive")));
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "settle must return a composite type");
 	rdesc = BlessTupleDesc(rdesc);
 
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "settle batch",
-									  ALLOCSET_DEFAULT_SIZES);
+	                                  ALLOCSET_DEFAULT_SIZES);
 	SPI_connect();
 	prepare_plans();
 
 	while (tot.meters < max_meters)
 	{
-		Datum		pick_args[3];
-		Datum		fetch_args[2];
-		Vec			kp = {0},
-					km = {0};
-		Batch		b;
-		Meter		m;
-		Portal		portal;
+		Datum pick_args[3];
+		Datum fetch_args[2];
+		Vec kp = {0}, km = {0};
+		Batch b;
+		Meter m;
+		Portal portal;
 		TouSliceList slices;
 		TouCalendar *cal = NULL;
-		int64		want = Min((int64) batch_size, max_meters - tot.meters);
+		int64 want = Min((int64) batch_size, max_meters - tot.meters);
 
 		old = MemoryContextSwitchTo(batch_cxt);
 		memset(&b, 0, sizeof(b));
@@ -669,11 +690,15 @@ prepaid_settle(PG_FUNCTION_ARGS)
 		}
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			bool		isnull;
-			HeapTuple	tup = SPI_tuptable->vals[i];
+			bool isnull;
+			HeapTuple tup = SPI_tuptable->vals[i];
 
-			vec_push(&kp, SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull), false);
-			vec_push(&km, SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull), false);
+			vec_push(&kp,
+			         SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull),
+			         false);
+			vec_push(&km,
+			         SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull),
+			         false);
 		}
 		last_p = DatumGetInt64(kp.d[kp.n - 1]);
 		last_m = DatumGetInt64(km.d[km.n - 1]);
@@ -689,8 +714,8 @@ prepaid_settle(PG_FUNCTION_ARGS)
 			if (SPI_processed == 0)
 				break;
 			for (uint64 i = 0; i < SPI_processed; i++)
-				process_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &m, &b,
-							&tot, &slices, &cal);
+				process_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &m,
+				            &b, &tot, &slices, &cal);
 			SPI_freetuptable(SPI_tuptable);
 			CHECK_FOR_INTERRUPTS();
 		}

@@ -28,10 +28,10 @@ extern void tou_calendar_broadcast(void);
 
 typedef struct SplitState
 {
-	int			n;
-	int			next;
-	int16		period[TOU_NPERIODS];
-	int64		part[TOU_NPERIODS];
+	int n;
+	int next;
+	int16 period[TOU_NPERIODS];
+	int64 part[TOU_NPERIODS];
 } SplitState;
 
 static TupleDesc split_desc = NULL;
@@ -41,7 +41,7 @@ static void
 split_prepare(FunctionCallInfo fcinfo)
 {
 	MemoryContext old;
-	TupleDesc	desc;
+	TupleDesc desc;
 
 	if (split_desc != NULL)
 		return;
@@ -59,15 +59,13 @@ static void
 check_interval(TimestampTz from, TimestampTz to)
 {
 	if (TIMESTAMP_NOT_FINITE(from) || TIMESTAMP_NOT_FINITE(to))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("interval bounds must be finite")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("interval bounds must be finite")));
 	if (to <= from)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("t_to must be later than t_from"),
-				 errdetail("Got %s to %s.", timestamptz_to_str(from),
-						   timestamptz_to_str(to))));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("t_to must be later than t_from"),
+		                errdetail("Got %s to %s.", timestamptz_to_str(from),
+		                          timestamptz_to_str(to))));
 }
 
 Datum
@@ -78,21 +76,20 @@ prepaid_tou_split(PG_FUNCTION_ARGS)
 
 	if (SRF_IS_FIRSTCALL())
 	{
-		int64		tariff_id = PG_GETARG_INT64(0);
+		int64 tariff_id = PG_GETARG_INT64(0);
 		TimestampTz from = PG_GETARG_TIMESTAMPTZ(1);
 		TimestampTz to = PG_GETARG_TIMESTAMPTZ(2);
-		int64		energy = numeric_to_fixed(PG_GETARG_NUMERIC(3), 6, "kwh");
+		int64 energy = numeric_to_fixed(PG_GETARG_NUMERIC(3), 6, "kwh");
 		TouCalendar *cal;
 		TouSliceList slices;
-		int64		usec[TOU_NPERIODS] = {0};
-		int64		weights[TOU_NPERIODS];
-		int64		parts[TOU_NPERIODS];
+		int64 usec[TOU_NPERIODS] = {0};
+		int64 weights[TOU_NPERIODS];
+		int64 parts[TOU_NPERIODS];
 		MemoryContext old;
 
 		if (energy < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("kwh must not be negative")));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			                errmsg("kwh must not be negative")));
 		check_interval(from, to);
 		split_prepare(fcinfo);
 		funcctx = SRF_FIRSTCALL_INIT();
@@ -122,14 +119,14 @@ prepaid_tou_split(PG_FUNCTION_ARGS)
 	st = (SplitState *) funcctx->user_fctx;
 	if (st->next < st->n)
 	{
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
-		int			i = st->next++;
+		Datum values[2];
+		bool nulls[2] = {false, false};
+		int i = st->next++;
 
 		values[0] = period_text[st->period[i]];
 		values[1] = NumericGetDatum(fixed_to_numeric(st->part[i], 6));
-		SRF_RETURN_NEXT(funcctx,
-						HeapTupleGetDatum(heap_form_tuple(split_desc, values, nulls)));
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(
+		                             split_desc, values, nulls)));
 	}
 	SRF_RETURN_DONE(funcctx);
 }
@@ -137,21 +134,20 @@ prepaid_tou_split(PG_FUNCTION_ARGS)
 Datum
 prepaid_tou_price(PG_FUNCTION_ARGS)
 {
-	int64		tariff_id = PG_GETARG_INT64(0);
+	int64 tariff_id = PG_GETARG_INT64(0);
 	TimestampTz t = PG_GETARG_TIMESTAMPTZ(1);
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	int			period = tou_period_from_name(name);
-	int64		price;
+	char *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	int period = tou_period_from_name(name);
+	int64 price;
 
 	if (period < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown period \"%s\"", name),
-				 errhint("Periods are sharp, peak, flat, valley and deep.")));
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("unknown period \"%s\"", name),
+		         errhint("Periods are sharp, peak, flat, valley and deep.")));
 	if (TIMESTAMP_NOT_FINITE(t))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the instant must be finite")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("the instant must be finite")));
 	price = tou_calendar_price_at(tou_calendar_get(tariff_id), t, period);
 	if (price == TOU_NO_PRICE)
 		PG_RETURN_NULL();

@@ -6,9 +6,13 @@
 CREATE FUNCTION prepaid._tariff_fail(p_path text, p_msg text, p_detail text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
+	IF p_detail IS NULL THEN
+		RAISE EXCEPTION 'invalid tariff document: %: %', p_path, p_msg
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'See docs/tariffs.md for the document format.';
+	END IF;
 	RAISE EXCEPTION 'invalid tariff document: %: %', p_path, p_msg
-		USING ERRCODE = 'invalid_parameter_value',
-			  DETAIL = coalesce(p_detail, ''),
+		USING ERRCODE = 'invalid_parameter_value', DETAIL = p_detail,
 			  HINT = 'See docs/tariffs.md for the document format.';
 END
 $$;
