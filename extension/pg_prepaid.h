@@ -7,5 +7,6 @@
 
 extern int prepaid_max_clock_skew;
 extern int prepaid_settle_batch;
+extern int prepaid_settle_interval;
 
 #endif /* PG_PREPAID_H */

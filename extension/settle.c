@@ -320,6 +320,7 @@ price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
 {
 	int64 weights[64];
 	int64 parts[64];
+	int64 price;
 	int n;
 
 	tou_calendar_slices(cal, m->at, at, slices);
@@ -369,9 +370,24 @@ price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
 					continue;
 				}
 			}
-			/* the meter's clock put energy in a period our calendar had no time in */
-			combo_add(m, period, tou_calendar_price_at(cal, at - 1, period),
-			          energy);
+			/*
+			 * The meter's own TOU table put energy in a period our calendar
+			 * had no time in: use that period's price now, or, when the
+			 * tariff has no price for it, price the energy by time.
+			 */
+			price = tou_calendar_price_at(cal, at - 1, period);
+			if (price != TOU_NO_PRICE)
+			{
+				combo_add(m, period, price, energy);
+				continue;
+			}
+			for (int i = 0; i < slices->n; i++)
+				weights[i] = slices->s[i].usec;
+			split_exact(energy, weights, slices->n, parts);
+			for (int i = 0; i < slices->n; i++)
+				if (parts[i] != 0)
+					combo_add(m, slices->s[i].period, slices->s[i].price_u,
+					          parts[i]);
 		}
 	}
 	else

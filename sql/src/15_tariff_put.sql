@@ -405,7 +405,7 @@ BEGIN
 			END IF;
 		END LOOP;
 		path := format('seasons[%s]', s_i);
-		FOR per IN SELECT DISTINCT x FROM unnest(used || regs) x LOOP
+		FOR per IN SELECT DISTINCT x FROM unnest(used || CASE WHEN doc ? 'registers' THEN regs ELSE '{}' END) x LOOP
 			IF NOT prices ? per THEN
 				PERFORM prepaid._tariff_fail(path || '.prices', format('period "%s" is used but has no price', per));
 			END IF;

@@ -1,0 +1,65 @@
+-- Jobs run by the background scheduler (bgw/scheduler.c) when the library is
+-- preloaded; every job is also an ordinary SQL command a DBA can run by hand.
+-- A job's run and the update of its row happen in one transaction, so no
+-- "running" marker can outlive a crash; what is running now is visible in
+-- pg_stat_activity (backend_type 'pg_prepaid scheduler').
+
+CREATE TABLE prepaid.job (
+	job_name          text PRIMARY KEY,
+	command           text NOT NULL,
+	schedule_interval interval NOT NULL CHECK (schedule_interval > interval '0'),
+	enabled           boolean NOT NULL DEFAULT true,
+	next_run          timestamptz NOT NULL DEFAULT now(),
+	last_start        timestamptz,
+	last_finish       timestamptz,
+	last_duration     interval,
+	last_status       text CHECK (last_status IN ('success', 'failed')),
+	last_error        text,
+	run_count         bigint NOT NULL DEFAULT 0,
+	fail_count        bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE prepaid.job IS 'scheduled jobs; change schedule_interval or enabled freely';
+
+INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES
+	('settle', 'SELECT * FROM prepaid.settle()', interval '60 seconds'),
+	('partitions', 'SELECT prepaid.ensure_partitions(now(), now() + interval ''3 months'')',
+	 interval '1 day');
+
+CREATE FUNCTION prepaid._scheduler_wake(pid integer) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'prepaid_scheduler_wake' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION prepaid._scheduler_wake(integer) FROM PUBLIC;
+
+-- The pid of this database's scheduler, or NULL when none runs.
+CREATE FUNCTION prepaid.scheduler_pid() RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+	SELECT pid FROM pg_stat_activity
+	 WHERE backend_type = 'pg_prepaid scheduler' AND datname = current_database()
+	 ORDER BY backend_start DESC LIMIT 1
+$$;
+
+-- Makes a job due now and wakes the scheduler when this transaction commits.
+-- Returns false when no scheduler runs (the job then runs at the next start,
+-- or by hand: EXECUTE its command).
+CREATE FUNCTION prepaid.job_run_now(p_job_name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+DECLARE
+	v_pid integer;
+BEGIN
+	UPDATE prepaid.job SET next_run = now() WHERE job_name = p_job_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job "%" does not exist', p_job_name USING ERRCODE = 'no_data_found';
+	END IF;
+	v_pid := prepaid.scheduler_pid();
+	RETURN v_pid IS NOT NULL AND prepaid._scheduler_wake(v_pid);
+END
+$$;
+
+-- Stops this database's scheduler; the postmaster starts it again within
+-- seconds. Returns false when none was running.
+CREATE FUNCTION prepaid.scheduler_restart() RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+	SELECT coalesce(pg_terminate_backend(prepaid.scheduler_pid()), false)
+$$;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The background scheduler, on the test cluster (started by make test with
+# shared_preload_libraries = 'pg_prepaid'; schedulers run in database
+# "postgres"): jobs run on schedule and on demand, SIGHUP picks up a changed
+# interval, a failing job does not stop the others, a killed scheduler comes
+# back, and the scheduler survives DROP/CREATE EXTENSION.
+set -u
+PSQL=(psql -qXAt -d postgres)
+n=0
+fail=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+# wait_for SECONDS SQL: until the query returns 't'
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	while [ $SECONDS -lt $deadline ]; do
+		[ "$("${PSQL[@]}" -c "$2" 2>/dev/null)" = "t" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+echo "1..10"
+
+"${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid" >/dev/null
+wait_for 15 "SELECT prepaid.scheduler_pid() IS NOT NULL"
+ok $? "a scheduler runs in the database named by pg_prepaid.databases"
+
+wait_for 15 "SELECT run_count >= 1 FROM prepaid.job WHERE job_name = 'settle'"
+ok $? "the settle job runs on its own"
+
+"${PSQL[@]}" -c "ALTER SYSTEM SET pg_prepaid.settle_interval = '2s'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 20 "SELECT schedule_interval = interval '2 seconds' FROM prepaid.job WHERE job_name = 'settle'"
+ok $? "SIGHUP: a changed pg_prepaid.settle_interval reaches the job"
+
+before=$("${PSQL[@]}" -c "SELECT run_count FROM prepaid.job WHERE job_name = 'settle'")
+wait_for 10 "SELECT run_count >= $before + 2 FROM prepaid.job WHERE job_name = 'settle'"
+ok $? "the settle job runs every 2 seconds"
+
+"${PSQL[@]}" -c "UPDATE prepaid.job SET next_run = now() + interval '1 day' WHERE job_name = 'partitions'" >/dev/null
+runs=$("${PSQL[@]}" -c "SELECT run_count FROM prepaid.job WHERE job_name = 'partitions'")
+woke=$("${PSQL[@]}" -c "SELECT prepaid.job_run_now('partitions')")
+wait_for 3 "SELECT run_count = $runs + 1 FROM prepaid.job WHERE job_name = 'partitions'"
+r=$?; [ "$woke" = "t" ] || r=1
+ok $r "job_run_now runs a job at once (woken at commit, not at the next nap)"
+
+"${PSQL[@]}" -c "INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES ('broken', 'SELECT 1/0', '1 second')" >/dev/null
+wait_for 10 "SELECT last_status = 'failed' AND last_error LIKE '%division by zero%' AND fail_count >= 1 FROM prepaid.job WHERE job_name = 'broken'"
+ok $? "a failing job records its error"
+before=$("${PSQL[@]}" -c "SELECT run_count FROM prepaid.job WHERE job_name = 'settle'")
+wait_for 10 "SELECT run_count >= $before + 2 AND last_status = 'success' FROM prepaid.job WHERE job_name = 'settle'"
+ok $? "other jobs keep running next to a failing one"
+"${PSQL[@]}" -c "DELETE FROM prepaid.job WHERE job_name = 'broken'" >/dev/null
+
+old=$("${PSQL[@]}" -c "SELECT prepaid.scheduler_pid()")
+"${PSQL[@]}" -c "SELECT prepaid.scheduler_restart()" >/dev/null
+wait_for 30 "SELECT prepaid.scheduler_pid() IS NOT NULL AND prepaid.scheduler_pid() <> $old"
+ok $? "scheduler_restart(): the launcher starts a new scheduler"
+
+old=$("${PSQL[@]}" -c "SELECT prepaid.scheduler_pid()")
+kill -KILL "$old"
+# SIGKILL of a backend makes the postmaster reset all backends; wait for it
+sleep 1
+wait_for 60 "SELECT prepaid.scheduler_pid() IS NOT NULL AND prepaid.scheduler_pid() <> $old"
+r=$?
+before=$("${PSQL[@]}" -c "SELECT run_count FROM prepaid.job WHERE job_name = 'settle'")
+wait_for 10 "SELECT run_count >= $before + 1 FROM prepaid.job WHERE job_name = 'settle'" || r=1
+ok $r "after SIGKILL the scheduler comes back and jobs run again"
+
+"${PSQL[@]}" -c "DROP EXTENSION pg_prepaid CASCADE" >/dev/null
+sleep 1
+"${PSQL[@]}" -c "CREATE EXTENSION pg_prepaid" >/dev/null
+"${PSQL[@]}" -c "UPDATE prepaid.job SET next_run = now()" >/dev/null
+wait_for 20 "SELECT bool_and(run_count >= 1) FROM prepaid.job"
+ok $? "DROP EXTENSION / CREATE EXTENSION: the scheduler carries on with the new jobs"
+
+"${PSQL[@]}" -c "ALTER SYSTEM RESET pg_prepaid.settle_interval" -c "SELECT pg_reload_conf()" \
+	-c "DROP EXTENSION pg_prepaid CASCADE" >/dev/null
+exit $fail
