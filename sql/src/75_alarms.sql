@@ -1,0 +1,173 @@
+-- Alarm rules (F14), evaluated set-based by prepaid.alarms_run() (the
+-- "alarms" job). Each rule is a condition per meter (or gateway); an alarm
+-- is raised once while its condition holds and cleared when it ends; every
+-- raise and clear NOTIFYs prepaid_alarm with a JSON payload.
+--
+-- prepaid.meter_latest keeps each meter's newest reading, maintained by a
+-- statement trigger on prepaid.reading, so the rules never scan history.
+
+CREATE TABLE prepaid.meter_latest (
+	property_id   bigint NOT NULL,
+	meter_id      bigint NOT NULL,
+	read_at       timestamptz NOT NULL,
+	energy_wh     bigint NOT NULL,
+	voltage_a     numeric(6,1),
+	voltage_b     numeric(6,1),
+	voltage_c     numeric(6,1),
+	current_a     numeric(8,3),
+	current_b     numeric(8,3),
+	current_c     numeric(8,3),
+	power_kw      numeric(10,4),
+	power_factor  numeric(4,3),
+	demand_kw     numeric(10,4),
+	relay_open    boolean,
+	received_at   timestamptz NOT NULL,
+	PRIMARY KEY (property_id, meter_id),
+	FOREIGN KEY (property_id, meter_id) REFERENCES prepaid.meter (property_id, meter_id)
+		ON DELETE CASCADE
+) WITH (fillfactor = 50);
+COMMENT ON TABLE prepaid.meter_latest IS 'newest accepted reading of each meter';
+
+CREATE FUNCTION prepaid._reading_latest() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+BEGIN
+	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_factor, demand_kw, relay_open, received_at)
+	SELECT DISTINCT ON (n.property_id, n.meter_id)
+		   n.property_id, n.meter_id, n.read_at, n.energy_wh, n.voltage_a, n.voltage_b,
+		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
+		   n.demand_kw, n.relay_open, n.received_at
+	  FROM new_rows n
+	  JOIN prepaid.meter m ON m.property_id = n.property_id AND m.meter_id = n.meter_id
+	 WHERE n.read_at <= now() + prepaid._max_clock_skew()
+	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
+	ON CONFLICT (property_id, meter_id) DO UPDATE
+	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh,
+		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
+		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
+		   current_b = excluded.current_b, current_c = excluded.current_c,
+		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
+		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
+		   received_at = excluded.received_at
+	 WHERE excluded.read_at > l.read_at;
+	RETURN NULL;
+END
+$$;
+-- fires after reading_classify (triggers fire in name order)
+CREATE TRIGGER reading_latest AFTER INSERT ON prepaid.reading
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_latest();
+
+-- Site defaults of the thresholds (per-meter columns override them).
+CREATE FUNCTION prepaid._setting_numeric(p_name text, p_default numeric)
+RETURNS numeric LANGUAGE sql STABLE AS $$
+	SELECT coalesce(nullif(current_setting(p_name, true), '')::numeric, p_default)
+$$;
+
+-- Every alarm condition that holds now, one row per (meter or gateway, kind).
+CREATE FUNCTION prepaid.alarm_conditions(p_now timestamptz DEFAULT now())
+RETURNS TABLE (property_id bigint, meter_id bigint, gateway_id bigint, kind text,
+			   severity text, detail jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+	WITH s AS (
+		SELECT prepaid._setting_numeric('pg_prepaid.undervoltage_ratio', 0.85) AS uv,
+			   prepaid._setting_numeric('pg_prepaid.overvoltage_ratio', 1.10) AS ov,
+			   prepaid._setting_numeric('pg_prepaid.phase_loss_ratio', 0.50) AS pl,
+			   prepaid._setting_numeric('pg_prepaid.offline_factor', 2.5) AS off_f,
+			   make_interval(secs => prepaid._setting_numeric('pg_prepaid.gateway_timeout', 900)::float8) AS gw_to),
+	m AS (
+		SELECT m.property_id, m.meter_id, m.phase, m.voltage_nominal AS un,
+			   coalesce(m.undervoltage_ratio, s.uv) AS uv, coalesce(m.overvoltage_ratio, s.ov) AS ov,
+			   s.pl, s.off_f, m.read_interval, m.power_threshold_kw, m.relay_desired, m.mode,
+			   m.created_at, m.opened_at, a.balance, l.read_at, l.relay_open, l.power_kw,
+			   l.voltage_a, l.voltage_b, l.voltage_c,
+			   least(l.voltage_a, CASE WHEN m.phase = 3 THEN l.voltage_b END,
+					 CASE WHEN m.phase = 3 THEN l.voltage_c END) AS vmin,
+			   greatest(l.voltage_a, CASE WHEN m.phase = 3 THEN l.voltage_b END,
+						CASE WHEN m.phase = 3 THEN l.voltage_c END) AS vmax
+		  FROM prepaid.meter m
+		 CROSS JOIN s
+		  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+		  LEFT JOIN prepaid.meter_latest l ON l.property_id = m.property_id AND l.meter_id = m.meter_id)
+	SELECT property_id, meter_id, NULL::bigint, 'phase_loss', 'critical',
+		   jsonb_build_object('voltage_a', voltage_a, 'voltage_b', voltage_b, 'voltage_c', voltage_c)
+	  FROM m WHERE phase = 3 AND read_at IS NOT NULL AND vmin < pl * un
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'undervoltage', 'warning',
+		   jsonb_build_object('voltage', vmin, 'threshold', round(uv * un, 1))
+	  FROM m WHERE read_at IS NOT NULL AND vmin >= pl * un AND vmin < uv * un
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'overvoltage', 'warning',
+		   jsonb_build_object('voltage', vmax, 'threshold', round(ov * un, 1))
+	  FROM m WHERE read_at IS NOT NULL AND vmax > ov * un
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'meter_offline', 'warning',
+		   jsonb_build_object('last_reading', read_at)
+	  FROM m
+	 WHERE coalesce(read_at, opened_at, created_at) < p_now - read_interval * off_f
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'arrears', 'warning',
+		   jsonb_build_object('balance', balance)
+	  FROM m WHERE mode = 'prepaid' AND balance < 0
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'relay_open_unexpected', 'critical',
+		   jsonb_build_object('relay_desired', relay_desired)
+	  FROM m WHERE relay_desired = 'closed' AND relay_open
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'overload', 'warning',
+		   jsonb_build_object('power_kw', power_kw, 'threshold_kw', power_threshold_kw)
+	  FROM m WHERE power_kw > power_threshold_kw
+	UNION ALL
+	SELECT g.property_id, NULL, g.gateway_id, 'gateway_offline', 'critical',
+		   jsonb_build_object('last_seen', g.last_seen)
+	  FROM prepaid.gateway g CROSS JOIN s
+	 WHERE g.last_seen IS NOT NULL AND g.last_seen < p_now - s.gw_to
+$$;
+
+-- Raises the alarms whose condition holds and clears those whose condition
+-- ended, for the kinds alarm_conditions() manages. Returns what changed.
+CREATE FUNCTION prepaid.alarms_run(p_now timestamptz DEFAULT now())
+RETURNS TABLE (kind text, raised bigint, cleared bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH cond AS MATERIALIZED (SELECT * FROM prepaid.alarm_conditions(p_now)),
+	raised AS (
+		INSERT INTO prepaid.alarm AS al (property_id, meter_id, gateway_id, kind, severity, detail)
+		SELECT c.property_id, c.meter_id, c.gateway_id, c.kind, c.severity, c.detail FROM cond c
+		ON CONFLICT (property_id, coalesce(meter_id, -1), coalesce(gateway_id, -1), kind)
+			WHERE cleared_at IS NULL DO NOTHING
+		RETURNING al.alarm_id, al.property_id, al.meter_id, al.gateway_id, al.kind, al.detail),
+	cleared AS (
+		UPDATE prepaid.alarm al SET cleared_at = p_now
+		 WHERE al.cleared_at IS NULL
+		   AND al.kind IN ('phase_loss', 'undervoltage', 'overvoltage', 'meter_offline',
+						   'arrears', 'relay_open_unexpected', 'overload', 'gateway_offline')
+		   AND NOT EXISTS (SELECT 1 FROM cond c
+							WHERE c.property_id = al.property_id AND c.kind = al.kind
+							  AND c.meter_id IS NOT DISTINCT FROM al.meter_id
+							  AND c.gateway_id IS NOT DISTINCT FROM al.gateway_id)
+		RETURNING al.alarm_id, al.property_id, al.meter_id, al.gateway_id, al.kind),
+	notified AS (
+		SELECT r.kind, 'raise' AS ev,
+			   pg_notify('prepaid_alarm', json_build_object('event', 'raise', 'alarm_id', r.alarm_id,
+					'property_id', r.property_id, 'meter_id', r.meter_id, 'gateway_id', r.gateway_id,
+					'kind', r.kind, 'detail', r.detail)::text) AS n
+		  FROM raised r
+		UNION ALL
+		SELECT c.kind, 'clear',
+			   pg_notify('prepaid_alarm', json_build_object('event', 'clear', 'alarm_id', c.alarm_id,
+					'property_id', c.property_id, 'meter_id', c.meter_id, 'gateway_id', c.gateway_id,
+					'kind', c.kind)::text)
+		  FROM cleared c)
+	SELECT nt.kind, count(*) FILTER (WHERE nt.ev = 'raise'), count(*) FILTER (WHERE nt.ev = 'clear')
+	  FROM notified nt GROUP BY nt.kind ORDER BY nt.kind;
+END
+$$;
+
+INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES
+	('alarms', 'SELECT * FROM prepaid.alarms_run()', interval '60 seconds');
