@@ -20,6 +20,19 @@ int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
 char *prepaid_databases = NULL;
 
+/*
+ * Thresholds read by the SQL alarm and command jobs through
+ * current_setting(); defined here so they can be set per database.
+ */
+static double undervoltage_ratio = 0.85;
+static double overvoltage_ratio = 1.10;
+static double phase_loss_ratio = 0.50;
+static double offline_factor = 2.5;
+static int gateway_timeout = 900;
+static int command_timeout = 60;
+static int command_max_attempts = 3;
+static int reconcile_cooloff = 300;
+
 void _PG_init(void);
 
 void
@@ -49,6 +62,41 @@ _PG_init(void)
 	    "Databases in which a pg_prepaid job scheduler runs.",
 	    "Comma-separated list; needs shared_preload_libraries.",
 	    &prepaid_databases, "postgres", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_prepaid.undervoltage_ratio",
+	                         "Undervoltage below this fraction of nominal.",
+	                         NULL, &undervoltage_ratio, 0.85, 0.0, 1.0,
+	                         PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_prepaid.overvoltage_ratio",
+	                         "Overvoltage above this fraction of nominal.",
+	                         NULL, &overvoltage_ratio, 1.10, 1.0, 2.0,
+	                         PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_prepaid.phase_loss_ratio",
+	                         "Phase loss below this fraction of nominal.",
+	                         NULL, &phase_loss_ratio, 0.50, 0.0, 1.0,
+	                         PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("pg_prepaid.offline_factor",
+	                         "A meter silent for this many read intervals is "
+	                         "offline.",
+	                         NULL, &offline_factor, 2.5, 1.0, 100.0,
+	                         PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.gateway_timeout",
+	                        "Seconds of silence after which a gateway is "
+	                        "offline.",
+	                        NULL, &gateway_timeout, 900, 10, 86400,
+	                        PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.command_timeout",
+	                        "Seconds a sent command may wait for its reply.",
+	                        NULL, &command_timeout, 60, 1, 86400, PGC_USERSET,
+	                        0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.command_max_attempts",
+	                        "Attempts before a command fails.", NULL,
+	                        &command_max_attempts, 3, 1, 100, PGC_USERSET, 0,
+	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.reconcile_cooloff",
+	                        "Seconds after a relay command before the "
+	                        "reconciler may re-queue it.",
+	                        NULL, &reconcile_cooloff, 300, 0, 86400,
+	                        PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_prepaid");
 
 	if (process_shared_preload_libraries_in_progress)
