@@ -32,6 +32,7 @@ static int gateway_timeout = 900;
 static int command_timeout = 60;
 static int command_max_attempts = 3;
 static int reconcile_cooloff = 300;
+static int freeze_grace = 21600;
 
 void _PG_init(void);
 
@@ -96,6 +97,11 @@ _PG_init(void)
 	                        "Seconds after a relay command before the "
 	                        "reconciler may re-queue it.",
 	                        NULL, &reconcile_cooloff, 300, 0, 86400,
+	                        PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.freeze_grace",
+	                        "Seconds to wait for a meter's own freeze before "
+	                        "estimating it from readings.",
+	                        NULL, &freeze_grace, 21600, 0, 30 * 86400,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_prepaid");
 

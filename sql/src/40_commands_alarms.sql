@@ -13,7 +13,7 @@ CREATE TABLE prepaid.command (
 	meter_id    bigint NOT NULL,
 	kind        text NOT NULL CHECK (kind IN (
 		'relay_open', 'relay_close', 'relay_permit_close', 'keep_power_on',
-		'keep_power_off', 'time_sync', 'read_frozen', 'read', 'write_price',
+		'keep_power_off', 'time_sync', 'read_frozen', 'read_daily_frozen', 'read', 'write_price',
 		'write_tou', 'write_threshold')),
 	payload     jsonb,
 	status      text NOT NULL DEFAULT 'pending' CHECK (status IN (
