@@ -15,6 +15,14 @@
 extern char *prepaid_databases;
 extern int prepaid_scheduler_naptime;
 
+extern char *prepaid_forward_url;
+extern char *prepaid_forward_secret;
+extern int prepaid_forward_connect_timeout_ms;
+extern int prepaid_forward_timeout_ms;
+
+/* One round of the forward_send job; manages its own transactions. */
+extern int prepaid_forward_send(MemoryContext cxt);
+
 /* Called from _PG_init while shared_preload_libraries is processed. */
 extern void prepaid_bgw_register(void);
 

@@ -171,7 +171,11 @@ record_result(const char *name, TimestampTz started, const char *error)
 	    3, types, args, nulls, false, 0);
 }
 
-/* Runs one job in its own transaction; an error is recorded, not raised. */
+/*
+ * Runs one job in its own transaction; an error is recorded, not raised.
+ * "internal:forward_send" is the HTTP forwarder, which manages its own
+ * transactions so that none is open across a network call.
+ */
 static void
 run_job(const char *name, const char *command)
 {
@@ -182,9 +186,16 @@ run_job(const char *name, const char *command)
 	         command);
 	PG_TRY();
 	{
-		job_xact_begin(activity);
-		if (SPI_execute(command, false, 0) < 0)
-			elog(ERROR, "job command failed");
+		if (strcmp(command, "internal:forward_send") == 0)
+			(void) prepaid_forward_send(sched_cxt);
+		else
+		{
+			job_xact_begin(activity);
+			if (SPI_execute(command, false, 0) < 0)
+				elog(ERROR, "job command failed");
+			job_xact_end();
+		}
+		job_xact_begin("pg_prepaid: recording a job run");
 		record_result(name, started, NULL);
 		job_xact_end();
 	}

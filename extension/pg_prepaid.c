@@ -33,6 +33,7 @@ static int command_timeout = 60;
 static int command_max_attempts = 3;
 static int reconcile_cooloff = 300;
 static int freeze_grace = 21600;
+static char *forward_time = NULL;
 
 void _PG_init(void);
 
@@ -103,6 +104,27 @@ _PG_init(void)
 	                        "estimating it from readings.",
 	                        NULL, &freeze_grace, 21600, 0, 30 * 86400,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+	    "pg_prepaid.forward_url",
+	    "URL the daily energy is posted to; empty = off.", NULL,
+	    &prepaid_forward_url, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_prepaid.forward_secret",
+	                           "Key of the HMAC-SHA256 request signature.",
+	                           NULL, &prepaid_forward_secret, "", PGC_SIGHUP,
+	                           GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.forward_connect_timeout",
+	                        "Connection timeout of a forward request.", NULL,
+	                        &prepaid_forward_connect_timeout_ms, 3000, 100,
+	                        600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.forward_timeout",
+	                        "Total timeout of a forward request.", NULL,
+	                        &prepaid_forward_timeout_ms, 10000, 100, 600000,
+	                        PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_prepaid.forward_time",
+	                           "Local time of day after which the previous "
+	                           "day is forwarded (HH:MM).",
+	                           NULL, &forward_time, "01:00", PGC_USERSET, 0,
+	                           NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_prepaid");
 
 	if (process_shared_preload_libraries_in_progress)
