@@ -34,7 +34,9 @@ psql -qX -c "CREATE EXTENSION IF NOT EXISTS pgtap" >/dev/null
 
 fail=0
 echo "== unit tests"
-prove -Q $(ls tests/unit/*_test 2>/dev/null) || fail=1
+if ls tests/unit/*_test >/dev/null 2>&1; then
+	prove tests/unit/*_test || fail=1
+fi
 
 echo "== pgTAP suites"
 psql -qX -c "CREATE DATABASE prepaid_test" >/dev/null
@@ -59,8 +61,10 @@ if [ -f tests/fuzz/fuzz_dlt645.c ]; then
 	}
 fi
 
-echo "== benchmarks (smoke)"
-BENCH_SMOKE=1 BENCH_REUSE_CLUSTER=1 bash scripts/bench.sh || fail=1
+if [ -f scripts/bench.sh ]; then
+	echo "== benchmarks (smoke)"
+	BENCH_SMOKE=1 BENCH_REUSE_CLUSTER=1 bash scripts/bench.sh || fail=1
+fi
 
 if [ "$fail" -ne 0 ]; then
 	echo "make test: FAILED"
