@@ -63,3 +63,31 @@ LANGUAGE sql
 SET search_path = pg_catalog, prepaid, pg_temp AS $$
 	SELECT coalesce(pg_terminate_backend(prepaid.scheduler_pid()), false)
 $$;
+
+-- A changed interval takes effect from the last run, not after the old one.
+CREATE FUNCTION prepaid._job_before_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.schedule_interval <> OLD.schedule_interval AND NEW.next_run = OLD.next_run THEN
+		NEW.next_run := least(OLD.next_run, coalesce(OLD.last_finish, now()) + NEW.schedule_interval);
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER job_interval BEFORE UPDATE ON prepaid.job
+	FOR EACH ROW EXECUTE FUNCTION prepaid._job_before_update();
+
+-- A DBA's change to the jobs wakes the scheduler (at commit) so a new or
+-- re-timed job is seen at once; the scheduler's own updates do not.
+CREATE FUNCTION prepaid._job_changed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+DECLARE
+	v_pid integer := prepaid.scheduler_pid();
+BEGIN
+	IF v_pid IS NOT NULL AND v_pid <> pg_backend_pid() THEN
+		PERFORM prepaid._scheduler_wake(v_pid);
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER job_changed AFTER INSERT OR UPDATE ON prepaid.job
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._job_changed();
