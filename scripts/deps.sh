@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
-      libcurl4-openssl-dev postgresql-15-pgtap make gcc clang
+      libcurl4-openssl-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc clang
       libclang-rt-14-dev clang-format valgrind)
 
 missing=()

@@ -6,6 +6,21 @@
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 [ -x "$PGBIN/initdb" ] || PGBIN=/usr/lib/postgresql/15/bin
 
+# PREPAID_PGROOT=/some/dir (optional): use a private copy of the PostgreSQL
+# installation under that directory and install the extension there
+# (make install DESTDIR=...), so several checkouts can build and test side by
+# side without overwriting each other's installed pg_prepaid. PostgreSQL finds
+# its share and lib directories relative to its binaries, so the copy works.
+if [ -n "${PREPAID_PGROOT:-}" ]; then
+	if [ ! -x "$PREPAID_PGROOT$PGBIN/postgres" ]; then
+		mkdir -p "$PREPAID_PGROOT/usr/lib/postgresql" "$PREPAID_PGROOT/usr/share/postgresql"
+		cp -a "$(dirname "$PGBIN")" "$PREPAID_PGROOT/usr/lib/postgresql/"
+		cp -a "$(pg_config --sharedir)" "$PREPAID_PGROOT/usr/share/postgresql/"
+		chmod 755 "$PREPAID_PGROOT"
+	fi
+	PGBIN=$PREPAID_PGROOT$PGBIN
+fi
+
 as_pg() {
 	# Run a command as the cluster owner.
 	if [ "$(id -u)" -eq 0 ]; then
@@ -82,5 +97,9 @@ cluster_stop() {
 
 build_and_install() {
 	make -s -j2 >/dev/null
-	as_root make -s install >/dev/null
+	if [ -n "${PREPAID_PGROOT:-}" ]; then
+		make -s install DESTDIR="$PREPAID_PGROOT" >/dev/null
+	else
+		as_root make -s install >/dev/null
+	fi
 }
