@@ -41,7 +41,7 @@ fi
 echo "== pgTAP suites"
 psql -qX -c "CREATE DATABASE prepaid_test" >/dev/null
 psql -qX -d prepaid_test -c "CREATE EXTENSION pgtap" \
-	-c "CREATE EXTENSION pg_prepaid" >/dev/null
+	-c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 PGDATABASE=prepaid_test pg_prove --failures tests/sql/*.sql || fail=1
 
 echo "== end-to-end tests"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 db=prepaid_docs_$$
 psql -qX -d postgres -c "CREATE DATABASE $db" >/dev/null || { echo "1..0 # cannot create db"; exit 1; }
 trap 'psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null' EXIT
-psql -qX -d "$db" -c "CREATE EXTENSION pg_prepaid" >/dev/null
+psql -qX -d "$db" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 funcs=$(psql -qXAt -d "$db" -c "SELECT DISTINCT p.proname FROM pg_proc p
 	JOIN pg_namespace n ON n.oid = p.pronamespace
 	WHERE n.nspname = 'prepaid' AND p.proname !~ '^_' ORDER BY 1")

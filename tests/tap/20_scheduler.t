@@ -20,7 +20,7 @@ wait_for() {
 }
 echo "1..10"
 
-"${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid" >/dev/null
+"${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 wait_for 15 "SELECT prepaid.scheduler_pid() IS NOT NULL"
 ok $? "a scheduler runs in the database named by pg_prepaid.databases"
 
@@ -67,7 +67,7 @@ ok $r "after SIGKILL the scheduler comes back and jobs run again"
 
 "${PSQL[@]}" -c "DROP EXTENSION pg_prepaid CASCADE" >/dev/null
 sleep 1
-"${PSQL[@]}" -c "CREATE EXTENSION pg_prepaid" >/dev/null
+"${PSQL[@]}" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 "${PSQL[@]}" -c "UPDATE prepaid.job SET next_run = now()" >/dev/null
 wait_for 20 "SELECT bool_and(run_count >= 1) FROM prepaid.job"
 ok $? "DROP EXTENSION / CREATE EXTENSION: the scheduler carries on with the new jobs"

@@ -38,7 +38,7 @@ kick() {
 }
 echo "1..9"
 
-"${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid" \
+"${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid CASCADE" \
 	-c "UPDATE prepaid.job SET enabled = false WHERE job_name <> 'forward_send'" >/dev/null
 "${PSQL[@]}" -c "ALTER SYSTEM SET pg_prepaid.forward_url = 'http://127.0.0.1:$PORT/energy'" \
 	-c "ALTER SYSTEM SET pg_prepaid.forward_secret = 's3cret'" \
