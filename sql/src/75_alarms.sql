@@ -81,7 +81,7 @@ SET search_path = pg_catalog, prepaid, pg_temp AS $$
 		SELECT m.property_id, m.meter_id, m.phase, m.voltage_nominal AS un,
 			   coalesce(m.undervoltage_ratio, s.uv) AS uv, coalesce(m.overvoltage_ratio, s.ov) AS ov,
 			   s.pl, s.off_f, m.read_interval, m.power_threshold_kw, m.relay_desired, m.mode,
-			   m.created_at, m.opened_at, a.balance, l.read_at, l.relay_open, l.power_kw,
+			   m.created_at, m.opened_at, a.balance, a.warning_level, l.read_at, l.relay_open, l.power_kw,
 			   l.voltage_a, l.voltage_b, l.voltage_c,
 			   least(l.voltage_a, CASE WHEN m.phase = 3 THEN l.voltage_b END,
 					 CASE WHEN m.phase = 3 THEN l.voltage_c END) AS vmin,
@@ -111,6 +111,10 @@ SET search_path = pg_catalog, prepaid, pg_temp AS $$
 	SELECT property_id, meter_id, NULL, 'arrears', 'warning',
 		   jsonb_build_object('balance', balance)
 	  FROM m WHERE mode = 'prepaid' AND balance < 0
+	UNION ALL
+	SELECT property_id, meter_id, NULL, 'low_balance', 'warning',
+		   jsonb_build_object('balance', balance, 'warning_level', warning_level)
+	  FROM m WHERE mode = 'prepaid' AND balance < warning_level
 	UNION ALL
 	SELECT property_id, meter_id, NULL, 'relay_open_unexpected', 'critical',
 		   jsonb_build_object('relay_desired', relay_desired)
@@ -146,7 +150,8 @@ BEGIN
 		UPDATE prepaid.alarm al SET cleared_at = p_now
 		 WHERE al.cleared_at IS NULL
 		   AND al.kind IN ('phase_loss', 'undervoltage', 'overvoltage', 'meter_offline',
-						   'arrears', 'relay_open_unexpected', 'overload', 'gateway_offline')
+						   'arrears', 'low_balance', 'relay_open_unexpected', 'overload',
+						   'gateway_offline')
 		   AND NOT EXISTS (SELECT 1 FROM cond c
 							WHERE c.property_id = al.property_id AND c.kind = al.kind
 							  AND c.meter_id IS NOT DISTINCT FROM al.meter_id
