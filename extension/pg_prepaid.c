@@ -15,7 +15,7 @@
 PG_MODULE_MAGIC;
 
 int prepaid_max_clock_skew = 300;
-int prepaid_settle_batch = 10000;
+int prepaid_settle_batch = 100000;
 int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
 char *prepaid_databases = NULL;
@@ -48,7 +48,7 @@ _PG_init(void)
 	                        NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_batch_size",
 	                        "Meters settled per batch by prepaid.settle().",
-	                        NULL, &prepaid_settle_batch, 10000, 1, 1000000,
+	                        NULL, &prepaid_settle_batch, 100000, 1, 1000000,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_interval",
 	                        "Seconds between runs of the settle job.",
