@@ -34,6 +34,7 @@ static int command_max_attempts = 3;
 static int reconcile_cooloff = 300;
 static int freeze_grace = 21600;
 static char *forward_time = NULL;
+static char *site_time_zone = NULL;
 
 void _PG_init(void);
 
@@ -125,6 +126,11 @@ _PG_init(void)
 	                           "day is forwarded (HH:MM).",
 	                           NULL, &forward_time, "01:00", PGC_USERSET, 0,
 	                           NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_prepaid.time_zone",
+	                           "Time zone of a new property (site) when none "
+	                           "is given.",
+	                           NULL, &site_time_zone, "Asia/Shanghai",
+	                           PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_prepaid");
 
 	if (process_shared_preload_libraries_in_progress)
