@@ -1643,6 +1643,12 @@ dlt645_control_name(uint8_t n1)
  * The DI registry
  * ------------------------------------------------------------------------ */
 
+/* Most elements of `size` bytes that fit a reply (L - 4 DI bytes). */
+#define BLOCK_MAX(size)                                                       \
+	((DLT645_MAX_DATA - 4) / (size) < DLT645_MAX_VALUES                       \
+	     ? (DLT645_MAX_DATA - 4) / (size)                                     \
+	     : DLT645_MAX_VALUES)
+
 /* One registry row, fields in the order of dlt645_di_def. */
 #define ROW(d3, d2, d1lo, d1hi, d0lo, d0hi, sel, qual, fmt, size, dec, sgn,   \
             hist, block, first, name, unit, title)                            \
@@ -1657,8 +1663,8 @@ dlt645_control_name(uint8_t n1)
 	ROW(d3, d2, 0x00, 0x3F, 0x00, 0x0C, DLT645_SEL_DI1, DLT645_QUAL_TARIFF,   \
 	    fmt, size, dec, sgn, true, 0, 0, name, unit, title),                  \
 	    ROW(d3, d2, 0xFF, 0xFF, 0x00, 0x0C, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, fmt, size, dec, sgn, true, 63, 0, name, unit, \
-	        title " (block)")
+	        DLT645_QUAL_TARIFF, fmt, size, dec, sgn, true, BLOCK_MAX(size),   \
+	        0, name, unit, title " (block)")
 
 /* Phase family: DI1 = lo..3 selects the total (0) or phase A..C, DI0 = 00;
  * and the block DI1 = FF. */
@@ -1686,12 +1692,12 @@ dlt645_control_name(uint8_t n1)
 	    DLT645_FMT_YYMMDDhhmm, 5, 0, false, true, 0, 0, name "_time", "",     \
 	    title " time"),                                                       \
 	    ROW(0x05, d2, 0x01, 0x01, 0x01, hi, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true, 63, 0,  \
-	        name "_forward_active", "kWh",                                    \
+	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true,         \
+	        BLOCK_MAX(4), 0, name "_forward_active", "kWh",                   \
 	        title " forward active energy (block)"),                          \
 	    ROW(0x05, d2, 0x02, 0x02, 0x01, hi, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true, 63, 0,  \
-	        name "_reverse_active", "kWh",                                    \
+	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true,         \
+	        BLOCK_MAX(4), 0, name "_reverse_active", "kWh",                   \
 	        title " reverse active energy (block)")
 
 #define N DLT645_FMT_NUMBER
