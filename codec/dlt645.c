@@ -2115,6 +2115,7 @@ element_decode(const dlt645_di_def *def, const uint8_t *b, dlt645_value *v,
 	v->flags = 0;
 	memset(&v->time, 0, sizeof(v->time));
 	v->time.weekday = DLT645_NO_WEEKDAY;
+	memset(v->raw, 0, sizeof(v->raw));
 	if (format_is_bcd(def->format) && all_bytes(b, def->size, 0xFF))
 	{
 		v->flags = DLT645_VALUE_ABSENT;
