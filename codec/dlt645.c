@@ -2444,6 +2444,33 @@ dlt645_status_bit_name(unsigned word, unsigned bit)
 	return status_bits[word - 1][bit];
 }
 
+static const char *const baud_bits[16] = {
+    [1] = "baud_600",  [2] = "baud_1200", [3] = "baud_2400",
+    [4] = "baud_4800", [5] = "baud_9600", [6] = "baud_19200",
+};
+
+static const char *const combination_bits[16] = {
+    "forward_add", "forward_subtract", "reverse_add", "reverse_subtract"};
+
+const char *
+dlt645_bit_name(const dlt645_di_def *def, uint8_t sel, unsigned bit)
+{
+	if (def == NULL || def->format != DLT645_FMT_BITS || bit > 15 ||
+	    def->di3 != 0x04 || def->di2 != 0x00)
+		return NULL;
+	switch (def->di1_lo)
+	{
+		case 0x05:
+			return dlt645_status_bit_name(sel, bit);
+		case 0x06:
+			return combination_bits[bit];
+		case 0x07:
+			return baud_bits[bit];
+		default:
+			return NULL;
+	}
+}
+
 /* ------------------------------------------------------------------------
  * Stream parser
  * ------------------------------------------------------------------------ */

@@ -654,6 +654,16 @@ test_other_constructed(void)
 	is_str(dlt645_status_bit_name(4, 0), "voltage_loss", "word 4 bit 0 name");
 	is_str(dlt645_status_bit_name(6, 4), "overcurrent", "word 6 bit 4 name");
 	ok(dlt645_status_bit_name(3, 5) == NULL, "word 3 bit 5 has no name");
+	is_str(dlt645_bit_name(D.def, 3, 4), "relay_open",
+	       "bit name through the C6 row");
+	is_str(dlt645_bit_name(dlt645_di_find(NULL, 0x040005FF), 7, 9),
+	       "cover_open", "bit name through the status block, word 7");
+	is_str(dlt645_bit_name(dlt645_di_find(NULL, 0x04000703), 0, 3),
+	       "baud_2400", "baud word bit 3 is 2400 bps");
+	is_str(dlt645_bit_name(dlt645_di_find(NULL, 0x04000601), 0, 1),
+	       "forward_subtract", "combination word bit 1");
+	ok(dlt645_bit_name(dlt645_di_find(NULL, 0x00010000), 0, 1) == NULL,
+	   "no bit names for an energy DI");
 	{
 		dlt645_value v = dlt645_number(0x0050, 0);
 		uint8_t val[2];
