@@ -262,19 +262,25 @@ dlt645_error_detail(const dlt645_error *err, char *buf, size_t cap)
 			       (int) err->got);
 			break;
 		case DLT645_E_ADDRESS:
-			append(buf, cap, &len,
-			       "An address is 12 hex digits as on the nameplate");
-			if (err->offset >= 0)
-				append(buf, cap, &len, "; character %lld is wrong", off + 1);
-			append(buf, cap, &len, ".");
-			break;
 		case DLT645_E_DI_TEXT:
-			append(buf, cap, &len,
-			       "A data identifier is 8 hex digits, DI3 first");
-			if (err->offset >= 0)
-				append(buf, cap, &len, "; character %lld is wrong", off + 1);
+		{
+			int digits = err->code == DLT645_E_ADDRESS ? 12 : 8;
+
+			append(buf, cap, &len, "%s",
+			       err->code == DLT645_E_ADDRESS
+			           ? "An address is 12 hex digits as on the nameplate"
+			           : "A data identifier is 8 hex digits, DI3 first");
+			if (err->offset >= 0 && err->got == 0)
+				append(buf, cap, &len, "; the text has only %lld", off);
+			else if (err->offset == digits)
+				append(buf, cap, &len, "; the text is longer");
+			else if (err->offset >= 0)
+				append(buf, cap, &len,
+				       "; character %lld ('%c') is not a hex digit", off + 1,
+				       (char) err->got);
 			append(buf, cap, &len, ".");
 			break;
+		}
 		default:
 			append(buf, cap, &len, "%c%s.",
 			       dlt645_strerror(err->code)[0] - 'a' + 'A',

@@ -1587,11 +1587,35 @@ test_addresses(void)
 	is_int(dlt645_address_parse("00007200720", a, &e), DLT645_E_ADDRESS,
 	       "11 digits rejected");
 	is_int(e.offset, 11, "... at character 11");
+	{
+		char text[128];
+
+		dlt645_error_detail(&e, text, sizeof(text));
+		is_str(text,
+		       "An address is 12 hex digits as on the nameplate; the text has "
+		       "only 11.",
+		       "... errdetail");
+	}
 	is_int(dlt645_address_parse("0000720072011", a, &e), DLT645_E_ADDRESS,
 	       "13 digits rejected");
 	is_int(dlt645_address_parse("00007200X201", a, &e), DLT645_E_ADDRESS,
 	       "a non-hex character rejected");
 	ok(e.offset == 8 && e.got == 'X', "... at character 8 ('X')");
+	{
+		char text[128];
+
+		dlt645_error_detail(&e, text, sizeof(text));
+		is_str(text,
+		       "An address is 12 hex digits as on the nameplate; character 9 "
+		       "('X') is not a hex digit.",
+		       "... errdetail");
+		dlt645_address_parse("0000720072011", a, &e);
+		dlt645_error_detail(&e, text, sizeof(text));
+		is_str(text,
+		       "An address is 12 hex digits as on the nameplate; the text is "
+		       "longer.",
+		       "... errdetail of 13 digits");
+	}
 	dlt645_address_parse("AAAAAAAAAAAA", a, &e);
 	ok(dlt645_address_is_wildcard(a) && !dlt645_address_is_bcd(a),
 	   "AAAAAAAAAAAA is the wildcard");
