@@ -234,6 +234,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_values(d, di, data, size);
 		}
 
+	/* the standard table's indexed lookup agrees with a linear scan */
+	if (size >= 4)
+	{
+		uint32_t di = (uint32_t) data[0] << 24 | (uint32_t) data[1] << 16 |
+		              (uint32_t) data[2] << 8 | data[3];
+		const dlt645_di_def *want = NULL;
+
+		for (size_t i = 0; i < dlt645_std_table.n && want == NULL; i++)
+		{
+			const dlt645_di_def *d = &dlt645_std_table.defs[i];
+
+			if (d->di3 == data[0] && d->di2 == data[1] &&
+			    data[2] >= d->di1_lo && data[2] <= d->di1_hi &&
+			    data[3] >= d->di0_lo && data[3] <= d->di0_hi)
+				want = d;
+		}
+		CHECK(dlt645_di_find(NULL, di) == want);
+	}
+
 	/* text parsers */
 	if (size < 32)
 	{

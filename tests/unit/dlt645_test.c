@@ -1649,6 +1649,57 @@ test_addresses(void)
 	}
 }
 
+/* The row containing di by a plain linear scan, or NULL. */
+static const dlt645_di_def *
+linear_find(uint32_t di)
+{
+	for (size_t i = 0; i < dlt645_std_table.n; i++)
+	{
+		const dlt645_di_def *d = &dlt645_std_table.defs[i];
+		uint8_t d3 = (uint8_t) (di >> 24), d2 = (uint8_t) (di >> 16),
+		        d1 = (uint8_t) (di >> 8), d0 = (uint8_t) di;
+
+		if (d->di3 == d3 && d->di2 == d2 && d1 >= d->di1_lo &&
+		    d1 <= d->di1_hi && d0 >= d->di0_lo && d0 <= d->di0_hi)
+			return d;
+	}
+	return NULL;
+}
+
+static void
+test_lookup(void)
+{
+	static const uint8_t d1s[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
+	                              0x06, 0x07, 0x0B, 0x0C, 0x0F, 0x10,
+	                              0x3F, 0x40, 0xFE, 0xFF};
+	static const uint8_t d0s[] = {0x00, 0x01, 0x02, 0x03, 0x05, 0x07,
+	                              0x08, 0x0A, 0x0C, 0x0D, 0x20, 0x3C,
+	                              0x3D, 0x3E, 0x3F, 0xFF};
+	long tried = 0;
+	long wrong = 0;
+	long found = 0;
+
+	for (unsigned d3 = 0; d3 < 8; d3++)
+		for (unsigned d2 = 0; d2 < 256; d2++)
+			for (size_t i = 0; i < sizeof(d1s); i++)
+				for (size_t j = 0; j < sizeof(d0s); j++)
+				{
+					uint32_t di =
+					    d3 << 24 | d2 << 16 | (uint32_t) d1s[i] << 8 | d0s[j];
+					const dlt645_di_def *want = linear_find(di);
+
+					tried++;
+					found += want != NULL;
+					if (dlt645_di_find(NULL, di) != want)
+					{
+						if (wrong++ < 5)
+							diag("lookup of %s differs", di_text(di));
+					}
+				}
+	ok(found > 1000, "%ld of %ld DIs tried are defined", found, tried);
+	is_int(wrong, 0, "the indexed lookup agrees with a linear scan");
+}
+
 /* A vendor table layered on the standard one. */
 static const dlt645_di_def vendor_rows[] = {
     {0x00, 0x90, 0x02, 0x02, 0x20, 0x20, DLT645_SEL_NONE, DLT645_QUAL_NONE,
@@ -1958,6 +2009,7 @@ main(void)
 	test_values();
 	test_addresses();
 	test_vendor_table();
+	test_lookup();
 	test_stream();
 	return done();
 }
