@@ -51,9 +51,10 @@ tests/unit/%_test: tests/unit/%_test.c codec/dlt645.c codec/dlt645.h tests/unit/
 
 fuzz: tests/fuzz/fuzz_dlt645
 tests/fuzz/fuzz_dlt645: tests/fuzz/fuzz_dlt645.c codec/dlt645.c codec/dlt645.h
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Icodec -o $@ $< codec/dlt645.c
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Icodec -o $@ $< codec/dlt645.c
 
-# decoder benchmark: bench/decode_bench (BENCH_SMOKE=1 for a 0.2 s run)
+# decoder benchmark: bench/decode_bench (BENCH_SMOKE=1: a 0.1 s run)
 bench-decode: bench/decode_bench
 bench/decode_bench: bench/decode_bench.c codec/dlt645.c codec/dlt645.h
 	$(CC_PLAIN) $(PLAIN_FLAGS) -o $@ $< codec/dlt645.c
