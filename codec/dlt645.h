@@ -601,7 +601,8 @@ extern void dlt645_di_format(uint32_t di, char out[9]);
 #define DLT645_MAX_VALUES 64 /* most elements in one reply (1 + 63 tariffs) */
 
 /* dlt645_value.flags */
-#define DLT645_VALUE_ABSENT 0x01 /* element bytes all FF: not supported */
+/* element bytes all FF (BCD formats only): not supported, num 0 */
+#define DLT645_VALUE_ABSENT 0x01
 #define DLT645_VALUE_NO_TIME                                                  \
 	0x02 /* date/time bytes all 00: never happened (DEMAND: the time only) */
 
@@ -788,8 +789,9 @@ typedef enum dlt645_event
 {
 	DLT645_NEED_MORE = 0, /* all input consumed; a partial frame is kept */
 	DLT645_FRAME = 1,     /* *frame holds a frame with a good checksum */
-	DLT645_BAD_FRAME = 2  /* a candidate frame was rejected: *err says why,
-						   * s->last / s->last_len hold its bytes */
+	DLT645_BAD_FRAME = 2  /* a candidate frame was rejected: *err says why
+						   * (offsets relative to s->last), s->last /
+						   * s->last_len hold its bytes */
 } dlt645_event;
 
 typedef struct dlt645_stream

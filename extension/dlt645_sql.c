@@ -331,12 +331,17 @@ prepaid_dlt645_decode(PG_FUNCTION_ARGS)
 		                                                              : NULL);
 		if ((msg.fields & DLT645_HAS_VALUE) && msg.value_len > 0)
 		{
-			/* a read reply or a write carries a value; a read request may
-			 * carry parameters, a security frame opaque data */
-			bool is_value = msg.func == DLT645_FN_WRITE ||
-			                ((msg.func == DLT645_FN_READ ||
-			                  msg.func == DLT645_FN_READ_FOLLOW) &&
-			                 msg.reply);
+			/*
+			 * A read reply or a plaintext write carries a value; a read
+			 * request may carry parameters, a write at level 98/99 [SG]
+			 * ciphertext, a security frame opaque data: shown as hex.
+			 */
+			bool is_value =
+			    (msg.func == DLT645_FN_WRITE && msg.password[0] != 0x98 &&
+			     msg.password[0] != 0x99) ||
+			    ((msg.func == DLT645_FN_READ ||
+			      msg.func == DLT645_FN_READ_FOLLOW) &&
+			     msg.reply);
 
 			if (is_value && def != NULL)
 			{

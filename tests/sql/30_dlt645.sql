@@ -3,7 +3,7 @@
 -- SQLSTATE and detail, and the encoders reproducing worked frames byte for
 -- byte.
 BEGIN;
-SELECT plan(84);
+SELECT plan(85);
 
 -- the errdetail of a statement's error (pgTAP checks only the message)
 CREATE FUNCTION pg_temp.err_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -153,6 +153,11 @@ SELECT is(prepaid.dlt645_decode('\x680172007200006814103443333735333333333333333
 	'{"alarm_amount_1_yuan": 50.00}', 'C17 writes alarm amount 1 = 50.00 yuan');
 SELECT is(prepaid.dlt645_decode('\x68017200720000681410344333373533333333333333338333337016') ->> 'password',
 	'02000000', 'C17 with password level 02');
+SELECT is(prepaid.dlt645_decode('\x6801720072000068141034433337CB33333333333333DE0022341E16') - 'function_code' - 'preamble' - 'control',
+	'{"address": "000072007201", "function": "write", "direction": "request", "abnormal": false,
+	  "follow_up": false, "di": "04001001", "di_name": "alarm_amount_1", "password": "98000000",
+	  "operator_code": "00000000", "data": "ABCDEF01"}'::jsonb,
+	'a write at level 98 carries ciphertext: shown as data, not decoded');
 SELECT is(prepaid.dlt645_decode('\x6801720072000068930634A533A533336516') ->> 'meter_address',
 	'000072007201', 'C16 read-address reply carries 000072007201');
 SELECT is(prepaid.dlt645_decode('\x680100000000006893063433333333339D16') ->> 'meter_address',
