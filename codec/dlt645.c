@@ -295,7 +295,7 @@ dlt645_error_detail(const dlt645_error *err, char *buf, size_t cap)
  * ------------------------------------------------------------------------ */
 
 /* BCD byte -> 0..99, or -1 when a nibble is above 9. */
-#define BCD_B(h, l) (((h) > 9 || (l) > 9) ? -1 : (h) *10 + (l))
+#define BCD_B(h, l) (((h) > 9 || (l) > 9) ? -1 : 10 * (h) + (l))
 #define BCD_ROW(h)                                                            \
 	BCD_B(h, 0), BCD_B(h, 1), BCD_B(h, 2), BCD_B(h, 3), BCD_B(h, 4),          \
 	    BCD_B(h, 5), BCD_B(h, 6), BCD_B(h, 7), BCD_B(h, 8), BCD_B(h, 9),      \
@@ -654,6 +654,10 @@ dt_encode(const dt_layout *lay, const dlt645_datetime *t, uint8_t *b)
 		int part = lay->part[i];
 		unsigned v = dt_get(t, part);
 
+		/* a weekday left out is computed from the date */
+		if (part == P_WDAY && v == DLT645_NO_WEEKDAY &&
+		    days_in_month(t->year, t->month) >= t->day && t->day >= 1)
+			v = (unsigned) dlt645_weekday(t->year, t->month, t->day);
 		if (v < dt_part_def[part].lo || v > dt_part_def[part].hi)
 			return DLT645_E_DATETIME;
 		b[i] = dlt645_bin_to_bcd(v);

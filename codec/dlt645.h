@@ -228,7 +228,8 @@ typedef struct dlt645_frame
 	uint8_t len;                      /* L: bytes in data[] */
 	uint8_t preamble;                 /* FE bytes skipped before the 68 (max
 									   * 255 counted) */
-	size_t offset;                    /* offset of the first 68 in the input */
+	size_t offset;                    /* offset of the first 68 in the input
+	                                   * (0 for frames from a stream) */
 	const uint8_t *raw;               /* the frame on the wire, 68..16
 									   * (12 + len bytes): in the caller's
 									   * buffer, or the stream's (valid until
@@ -651,7 +652,8 @@ extern int dlt645_message_values(const dlt645_message *msg,
  * block). NUMBER/DEMAND values are rescaled exactly from their own
  * decimals to the format's (E_PRECISION if digits would be lost, E_RANGE
  * if too large or negative for an unsigned format); flags ABSENT and
- * NO_TIME write FF / 00 bytes. Returns bytes written or a negative status.
+ * NO_TIME write FF / 00 bytes. A weekday left as DLT645_NO_WEEKDAY in a
+ * format that has one is computed from the date. Returns bytes written or a negative status.
  */
 extern int dlt645_values_encode(const dlt645_di_def *def,
                                 const dlt645_value *vals, int n, uint8_t *out,

@@ -1438,6 +1438,18 @@ test_values(void)
 	ok(n == 1 && v[0].time.weekday == 2, "date 2026-11-24, weekday 2");
 	is_str(value_text(def, &v[0]), "2026-11-24", "date text");
 	is_int(dlt645_weekday(2026, 11, 24), 2, "2026-11-24 is a Tuesday");
+	{
+		dlt645_value d = dlt645_number(0, 0);
+		uint8_t enc[4];
+
+		d.time = (dlt645_datetime){2026, 11, 24, 0, 0, 0, DLT645_NO_WEEKDAY};
+		is_int(dlt645_values_encode(def, &d, 1, enc, sizeof(enc)), 4,
+		       "encoding a date without a weekday");
+		is_str(tohex(enc, 4), "02 24 11 26", "... computes weekday 02");
+		d.time.weekday = 7;
+		is_int(dlt645_values_encode(def, &d, 1, enc, sizeof(enc)),
+		       -DLT645_E_DATETIME, "weekday 7 is refused");
+	}
 	is_int(dlt645_weekday(2000, 1, 1), 6, "2000-01-01 is a Saturday");
 	def = dlt645_di_find(NULL, 0x04000102);
 	hex("05 30 21", b);
