@@ -105,6 +105,12 @@ if want tou; then
 	grep -q '^tou_split check: ok' <<<"$out" || fail=1
 fi
 
+if want decode; then
+	echo "-- DL/T 645 decoder: the worked frames, frame + values, one core"
+	make -s bench-decode >/dev/null
+	BENCH_SMOKE=$SMOKE bench/decode_bench || fail=1
+fi
+
 for f in bench/run_*.sh; do
 	[ -f "$f" ] || continue
 	name=$(basename "$f" .sh); name=${name#run_}
