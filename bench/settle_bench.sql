@@ -1,5 +1,5 @@
 -- One settlement benchmark run (scripts/bench.sh), in psql:
---   psql -v label=NAME -f bench/settle_bench.sql
+--   psql -v label=NAME -v workers=N -f bench/settle_bench.sql
 -- on a database whose meters have new readings waiting. First the PL/pgSQL
 -- baseline settles them in a transaction that is rolled back (and the dead
 -- rows vacuumed away), then prepaid.settle() settles the same readings for
@@ -25,7 +25,7 @@ VACUUM ANALYZE prepaid.ledger, prepaid.settle_cursor, prepaid.account, prepaid.m
 
 -- prepaid.settle(), committed (autocommit: the commit is in the time)
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-SELECT * FROM prepaid.settle() \gset c_
+SELECT * FROM prepaid.settle(workers => :workers) \gset c_
 SELECT extract(epoch FROM clock_timestamp()) - :t0 AS c_secs \gset
 SELECT * FROM bench.digest(:before) \gset cd_
 

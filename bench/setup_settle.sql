@@ -144,7 +144,7 @@ BEGIN
 					 ORDER BY x.kwh DESC LIMIT 1)) END AS reg
 		  FROM prepaid.tariff t
 		  JOIN prepaid.tariff_version v ON v.tariff_id = t.tariff_id
-		 CROSS JOIN generate_series(0, 50) k
+		 CROSS JOIN generate_series(0, 52) k
 		 WHERE t.name IN ('Park TOU', 'Industrial TOU', 'Dormitory'))
 	SELECT tariff_id, k, at, f, reg,
 		   sum(f) OVER w,

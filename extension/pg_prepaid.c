@@ -16,6 +16,7 @@ PG_MODULE_MAGIC;
 
 int prepaid_max_clock_skew = 300;
 int prepaid_settle_batch = 100000;
+int prepaid_settle_workers = 1;
 int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
 char *prepaid_databases = NULL;
@@ -51,6 +52,14 @@ _PG_init(void)
 	                        "Meters settled per batch by prepaid.settle().",
 	                        NULL, &prepaid_settle_batch, 100000, 1, 1000000,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.settle_workers",
+	                        "Processes prepaid.settle() uses when called "
+	                        "without workers.",
+	                        "With more than one, dynamic background workers "
+	                        "settle disjoint sets of accounts, each in its "
+	                        "own transaction.",
+	                        &prepaid_settle_workers, 1, 1, 16, PGC_USERSET, 0,
+	                        NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_interval",
 	                        "Seconds between runs of the settle job.",
 	                        "prepaid.job_run_now('settle') runs it at once.",

@@ -7,6 +7,7 @@
 
 extern int prepaid_max_clock_skew;
 extern int prepaid_settle_batch;
+extern int prepaid_settle_workers;
 extern int prepaid_settle_interval;
 
 #endif /* PG_PREPAID_H */

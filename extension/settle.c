@@ -37,6 +37,7 @@
 
 #include "exact.h"
 #include "pg_prepaid.h"
+#include "settle.h"
 #include "tou_calendar.h"
 
 PG_FUNCTION_INFO_V1(prepaid_settle);
@@ -58,6 +59,7 @@ static const char *const sql_pick =
     "  AND m.meter_id = c.meter_id "
     "WHERE (c.property_id, c.meter_id) > ($1, $2) AND m.mode = 'prepaid' "
     "  AND l.read_at > coalesce(c.read_at, '-infinity') "
+    "  AND ($4 <= 1 OR m.account_id % $4 = $5) "
     "ORDER BY c.property_id, c.meter_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED";
 
 /*
@@ -89,7 +91,8 @@ static const char *const sql_ledger =
     "SELECT p, a, m, 'energy', amt, kwh, d, f, t "
     "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::numeric[], "
     "$5::numeric[], "
-    "            $6::jsonb[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, "
+    "            $6::jsonb[], $7::timestamptz[], $8::timestamptz[]) AS u(p, "
+    "a, "
     "m, amt, kwh, d, f, t)";
 
 static const char *const sql_cursor =
@@ -172,16 +175,6 @@ typedef struct Batch
 	Vec q_p, q_m, q_t, q_detail;
 } Batch;
 
-typedef struct Totals
-{
-	int64 meters;
-	int64 readings;
-	int64 entries;
-	int64 energy; /* 1e-6 kWh */
-	int64 fen;
-	int64 quarantined;
-} Totals;
-
 static void
 vec_push(Vec *v, Datum d, bool isnull)
 {
@@ -227,7 +220,7 @@ prepare(const char *sql, int nargs, Oid *types)
 static void
 prepare_plans(void)
 {
-	Oid pick[3] = {INT8OID, INT8OID, INT4OID};
+	Oid pick[5] = {INT8OID, INT8OID, INT4OID, INT8OID, INT8OID};
 	Oid fetch[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	Oid ledger[8] = {INT8ARRAYOID,        INT8ARRAYOID,       INT8ARRAYOID,
 	                 NUMERICARRAYOID,     NUMERICARRAYOID,    JSONBARRAYOID,
@@ -238,7 +231,7 @@ prepare_plans(void)
 	                     TEXTARRAYOID};
 
 	if (plan_pick == NULL)
-		plan_pick = prepare(sql_pick, 3, pick);
+		plan_pick = prepare(sql_pick, 5, pick);
 	if (plan_fetch == NULL)
 		plan_fetch = prepare(sql_fetch, 3, fetch);
 	if (plan_ledger == NULL)
@@ -487,7 +480,7 @@ entry_detail(Meter *m)
 
 /* End of a meter: queue its ledger entry and cursor update. */
 static void
-finish_meter(Meter *m, Batch *b, Totals *tot)
+finish_meter(Meter *m, Batch *b, SettleTotals *tot)
 {
 	int128 total = m->carry;
 	int64 energy = 0;
@@ -560,8 +553,8 @@ quarantine_reading(Meter *m, Batch *b, TimestampTz at, int64 e,
 
 /* Handles one fetched row: starts a new meter or prices one more reading. */
 static void
-process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b, Totals *tot,
-            TouSliceList *slices, TouCalendar **cal)
+process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
+            SettleTotals *tot, TouSliceList *slices, TouCalendar **cal)
 {
 	bool isnull;
 	int64 meter_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
@@ -694,39 +687,28 @@ write_batch(Batch *b)
 	}
 }
 
-Datum
-prepaid_settle(PG_FUNCTION_ARGS)
+/*
+ * The settlement loop: batches of meters picked in key order from
+ * partition part_k of part_n (accounts split by account_id modulo part_n,
+ * so concurrent partitions never touch the same account), in the current
+ * transaction, with SPI connected by the caller. Adds to *tot.
+ */
+void
+settle_run(const SettleArgs *args, SettleTotals *tot)
 {
-	int64 max_meters = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
-	int batch_size =
-	    PG_ARGISNULL(1) ? prepaid_settle_batch : PG_GETARG_INT32(1);
 	int64 last_p = PG_INT64_MIN;
 	int64 last_m = PG_INT64_MIN;
-	Totals tot = {0};
-	TupleDesc rdesc;
-	Datum values[6];
-	bool nulls[6] = {false};
+	int64 done = 0;
 	MemoryContext batch_cxt;
 	MemoryContext old;
 
-	if (max_meters <= 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("max_meters must be positive")));
-	if (batch_size <= 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("batch_size must be positive")));
-	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "settle must return a composite type");
-	rdesc = BlessTupleDesc(rdesc);
-
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "settle batch",
 	                                  ALLOCSET_DEFAULT_SIZES);
-	SPI_connect();
 	prepare_plans();
 
-	while (tot.meters < max_meters)
+	while (done < args->max_meters)
 	{
-		Datum pick_args[3];
+		Datum pick_args[5];
 		Datum fetch_args[3];
 		Vec kp = {0}, km = {0};
 		Batch b;
@@ -734,7 +716,7 @@ prepaid_settle(PG_FUNCTION_ARGS)
 		Portal portal;
 		TouSliceList slices;
 		TouCalendar *cal = NULL;
-		int64 want = Min((int64) batch_size, max_meters - tot.meters);
+		int64 want = Min((int64) args->batch_size, args->max_meters - done);
 
 		old = MemoryContextSwitchTo(batch_cxt);
 		memset(&b, 0, sizeof(b));
@@ -746,6 +728,8 @@ prepaid_settle(PG_FUNCTION_ARGS)
 		pick_args[0] = Int64GetDatum(last_p);
 		pick_args[1] = Int64GetDatum(last_m);
 		pick_args[2] = Int32GetDatum((int32) want);
+		pick_args[3] = Int64GetDatum(args->part_n);
+		pick_args[4] = Int64GetDatum(args->part_k);
 		exec_plan(plan_pick, pick_args, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 		{
@@ -782,20 +766,61 @@ prepaid_settle(PG_FUNCTION_ARGS)
 				break;
 			for (uint64 i = 0; i < SPI_processed; i++)
 				process_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &m,
-				            &b, &tot, &slices, &cal);
+				            &b, tot, &slices, &cal);
 			SPI_freetuptable(SPI_tuptable);
 			CHECK_FOR_INTERRUPTS();
 		}
 		SPI_cursor_close(portal);
-		finish_meter(&m, &b, &tot);
+		finish_meter(&m, &b, tot);
 
 		/* 4. write */
 		write_batch(&b);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
+		done += kp.n;
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_finish();
+	MemoryContextDelete(batch_cxt);
+}
+
+Datum
+prepaid_settle(PG_FUNCTION_ARGS)
+{
+	SettleArgs args;
+	SettleTotals tot = {0};
+	int workers;
+	TupleDesc rdesc;
+	Datum values[6];
+	bool nulls[6] = {false};
+
+	args.max_meters = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
+	args.batch_size =
+	    PG_ARGISNULL(1) ? prepaid_settle_batch : PG_GETARG_INT32(1);
+	args.part_n = 1;
+	args.part_k = 0;
+	workers = PG_ARGISNULL(2) ? prepaid_settle_workers : PG_GETARG_INT32(2);
+	if (args.max_meters <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("max_meters must be positive")));
+	if (args.batch_size <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("batch_size must be positive")));
+	if (workers < 1 || workers > SETTLE_MAX_WORKERS)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("workers must be between 1 and %d",
+		                       SETTLE_MAX_WORKERS)));
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "settle must return a composite type");
+	rdesc = BlessTupleDesc(rdesc);
+
+	if (workers > 1)
+		settle_parallel(&args, workers, &tot);
+	else
+	{
+		SPI_connect();
+		settle_run(&args, &tot);
+		SPI_finish();
+	}
 
 	values[0] = Int64GetDatum(tot.meters);
 	values[1] = Int64GetDatum(tot.readings);

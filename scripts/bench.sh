@@ -75,14 +75,16 @@ if want settle; then
 	echo "-- settlement: $METERS prepaid meters (half with T1..T4 registers), one new 30-minute reading each"
 	q -c "SELECT bench.setup_tariffs()" >/dev/null
 	prop=$(q -c "SELECT bench.setup_park('bench', $METERS, '$day')")
-	q -c "SELECT bench.add_readings($prop, 2, 2)" >/dev/null
+	for w in 1 2; do
+		q -c "SELECT bench.add_readings($prop, $w + 1, $w + 1)" >/dev/null
+		q -c "VACUUM ANALYZE"
+		res=$(psql -qXAt -d "$DB" -v label="settle_one_reading_${w}_worker" -v workers=$w -f bench/settle_bench.sql | grep '^RESULT')
+		report_settle "$res" "target <= 1 s" || fail=1
+	done
+	echo "-- settlement: a day of backlog, 48 readings per meter, 2 workers"
+	q -c "SELECT bench.add_readings($prop, 4, 51)" >/dev/null
 	q -c "VACUUM ANALYZE"
-	res=$(psql -qXAt -d "$DB" -v label=settle_one_reading -f bench/settle_bench.sql | grep '^RESULT')
-	report_settle "$res" "target <= 1 s" || fail=1
-	echo "-- settlement: a day of backlog, 48 readings per meter"
-	q -c "SELECT bench.add_readings($prop, 3, 50)" >/dev/null
-	q -c "VACUUM ANALYZE"
-	res=$(psql -qXAt -d "$DB" -v label=settle_day_backlog -f bench/settle_bench.sql | grep '^RESULT')
+	res=$(psql -qXAt -d "$DB" -v label=settle_day_backlog_2_workers -v workers=2 -f bench/settle_bench.sql | grep '^RESULT')
 	report_settle "$res" "target <= 10 s" || fail=1
 	q -c "SELECT CASE WHEN count(*) = 0 THEN 'verify_ledger: ok' ELSE 'verify_ledger: ' || count(*) || ' accounts differ' END FROM prepaid.verify_ledger()"
 fi
@@ -93,7 +95,7 @@ if want park; then
 	prop=$(q -c "SELECT bench.setup_park('park', $PARK, '$day')")
 	q -c "SELECT bench.add_readings($prop, 2, 2)" >/dev/null
 	q -c "VACUUM ANALYZE"
-	res=$(psql -qXAt -d "$DB" -v label=settle_park -f bench/settle_bench.sql | grep '^RESULT')
+	res=$(psql -qXAt -d "$DB" -v label=settle_park -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
 	report_settle "$res" "target < 0.1 s" || fail=1
 fi
 

@@ -40,11 +40,11 @@ COMMENT ON FUNCTION prepaid.tou_price(bigint, timestamptz, text) IS
 	'price (yuan/kWh) of a period at an instant, under the tariff version and season in force';
 
 CREATE FUNCTION prepaid.settle(max_meters integer DEFAULT NULL, batch_size integer DEFAULT NULL,
-							   OUT meters bigint, OUT readings bigint, OUT entries bigint,
+							   workers integer DEFAULT NULL, OUT meters bigint, OUT readings bigint, OUT entries bigint,
 							   OUT kwh numeric, OUT amount numeric, OUT quarantined bigint)
 	AS 'MODULE_PATHNAME', 'prepaid_settle'
 	LANGUAGE C VOLATILE SET jit = off;
-COMMENT ON FUNCTION prepaid.settle(integer, integer) IS
+COMMENT ON FUNCTION prepaid.settle(integer, integer, integer) IS
 	'price and debit every prepaid meter''s new readings; safe to run twice or concurrently';
 
 -- After a meter is replaced (or its register reset), settlement must start

@@ -14,7 +14,7 @@ ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok 
 is() { [ "$1" = "$2" ]; local r=$?; [ $r = 0 ] || echo "# got '$1', expected '$2'"; ok $r "$3"; }
 psql -qX -d postgres -c "CREATE DATABASE $db" >/dev/null || { echo "1..0 # cannot create database"; exit 1; }
 trap 'psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null' EXIT
-echo "1..8"
+echo "1..10"
 
 "${PSQL[@]}" >/dev/null <<'SQL'
 CREATE EXTENSION pg_prepaid CASCADE;
@@ -65,6 +65,20 @@ for round in 1 2 3; do
 done
 "${PSQL[@]}" -c "SELECT prepaid.settle()" >/dev/null
 is "$(cat "$PREPAID_TEST_TMP/race.err" 2>/dev/null | grep -c ERROR)" "0" "racing sessions raised no error"
+
+# parallel settlement: three background workers split the accounts, each
+# meter settled once, while a plain settle() races them
+"${PSQL[@]}" -c "INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh)
+	SELECT 1, m, timestamptz '2026-11-10 03:00Z' + (16 + k) * interval '30 min',
+		   m * 1000 + (22 + k) * (m % 7 + 1) * 137
+	  FROM generate_series(1, 200) m, generate_series(1, 2) k" >/dev/null
+"${PSQL[@]}" -c "SELECT prepaid.settle()" >"$PREPAID_TEST_TMP/plain.out" 2>&1 &
+par=$("${PSQL[@]}" -c "SELECT meters FROM prepaid.settle(workers => 3)")
+wait
+plain=$(grep -o '^([0-9]*' "$PREPAID_TEST_TMP/plain.out" | tr -d '(')
+is "$((par + ${plain:-0}))" "200" "settle(workers => 3) and a concurrent settle() together settled each of the 200 meters once"
+is "$("${PSQL[@]}" -c "SELECT count(DISTINCT meter_id) FROM prepaid.ledger WHERE kind = 'energy' AND period_to = timestamptz '2026-11-10 12:00Z'")" "200" \
+	"every meter's entry reaches its last reading"
 # every meter: charged energy = last register - first register
 is "$("${PSQL[@]}" -c "SELECT count(*) FROM (
 		SELECT m.meter_id, (max(r.energy_wh) - min(r.energy_wh)) / 1000.0 AS advance,

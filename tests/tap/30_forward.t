@@ -7,7 +7,11 @@ set -u
 cd "$(dirname "$0")"
 PSQL=(psql -qXAt -d postgres -v ON_ERROR_STOP=1)
 TMPD=$(mktemp -d)
-PORT=$((30000 + RANDOM % 20000))
+# a port nobody listens on (the first phase expects connections refused)
+for _ in $(seq 1 50); do
+	PORT=$((20000 + RANDOM % 12000))
+	(echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+done
 n=0
 fail=0
 recv_pid=
