@@ -30,6 +30,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -44,17 +45,27 @@ PG_FUNCTION_INFO_V1(prepaid_settle);
 #define FETCH_CHUNK 20000
 
 /* SQL of the prepared plans */
+/*
+ * Meters with readings after their cursor, found through meter_latest (each
+ * meter's newest accepted reading, kept by a trigger on reading) rather than
+ * by probing the partitioned reading table once per meter.
+ */
 static const char *const sql_pick =
     "SELECT c.property_id, c.meter_id FROM prepaid.settle_cursor c "
-    "JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = "
-    "c.meter_id "
+    "JOIN prepaid.meter_latest l ON l.property_id = c.property_id "
+    "  AND l.meter_id = c.meter_id "
+    "JOIN prepaid.meter m ON m.property_id = c.property_id "
+    "  AND m.meter_id = c.meter_id "
     "WHERE (c.property_id, c.meter_id) > ($1, $2) AND m.mode = 'prepaid' "
-    "  AND EXISTS (SELECT 1 FROM prepaid.reading r WHERE r.property_id = "
-    "c.property_id "
-    "      AND r.meter_id = c.meter_id AND r.read_at > coalesce(c.read_at, "
-    "'-infinity')) "
+    "  AND l.read_at > coalesce(c.read_at, '-infinity') "
     "ORDER BY c.property_id, c.meter_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED";
 
+/*
+ * Cursors and their new readings. The upper bound $3 (no reading can be
+ * later: the reading trigger quarantines clocks ahead of the server) lets
+ * the executor prune future partitions at start-up, and the per-meter lower
+ * bound prunes older ones on each rescan.
+ */
 static const char *const sql_fetch =
     "SELECT c.property_id, c.meter_id, m.account_id, m.tariff_id, "
     "       m.pt_ratio::int8 * m.ct_ratio::int8, m.register_modulus_wh, "
@@ -62,18 +73,20 @@ static const char *const sql_fetch =
     "       r.read_at, r.energy_wh, r.rate_wh "
     "FROM unnest($1::int8[], $2::int8[]) AS k(p, m) "
     "JOIN prepaid.settle_cursor c ON c.property_id = k.p AND c.meter_id = k.m "
-    "JOIN prepaid.meter m ON m.property_id = c.property_id AND m.meter_id = "
-    "c.meter_id "
-    "JOIN prepaid.reading r ON r.property_id = c.property_id AND r.meter_id = "
-    "c.meter_id "
+    "JOIN prepaid.meter m ON m.property_id = c.property_id "
+    "  AND m.meter_id = c.meter_id "
+    "CROSS JOIN LATERAL (SELECT r.read_at, r.energy_wh, r.rate_wh "
+    "    FROM prepaid.reading r WHERE r.property_id = c.property_id "
+    "     AND r.meter_id = c.meter_id "
     "     AND r.read_at > coalesce(c.read_at, '-infinity') "
+    "     AND r.read_at <= $3) r "
     "ORDER BY c.property_id, c.meter_id, r.read_at";
 
 static const char *const sql_ledger =
     "INSERT INTO prepaid.ledger (property_id, account_id, meter_id, kind, "
     "amount, kwh, "
     "       detail, period_from, period_to) "
-    "SELECT p, a, m, 'energy', amt, kwh, d::jsonb, f, t "
+    "SELECT p, a, m, 'energy', amt, kwh, d, f, t "
     "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::numeric[], "
     "$5::numeric[], "
     "            $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, "
@@ -216,9 +229,9 @@ static void
 prepare_plans(void)
 {
 	Oid pick[3] = {INT8OID, INT8OID, INT4OID};
-	Oid fetch[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Oid fetch[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	Oid ledger[8] = {INT8ARRAYOID,        INT8ARRAYOID,       INT8ARRAYOID,
-	                 NUMERICARRAYOID,     NUMERICARRAYOID,    TEXTARRAYOID,
+	                 NUMERICARRAYOID,     NUMERICARRAYOID,    JSONBARRAYOID,
 	                 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
 	Oid cursor[6] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 	                 INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
@@ -228,7 +241,7 @@ prepare_plans(void)
 	if (plan_pick == NULL)
 		plan_pick = prepare(sql_pick, 3, pick);
 	if (plan_fetch == NULL)
-		plan_fetch = prepare(sql_fetch, 2, fetch);
+		plan_fetch = prepare(sql_fetch, 3, fetch);
 	if (plan_ledger == NULL)
 		plan_ledger = prepare(sql_ledger, 8, ledger);
 	if (plan_cursor == NULL)
@@ -406,10 +419,71 @@ price_interval(Meter *m, TouCalendar *cal, TouSliceList *slices,
 	}
 }
 
+/* jsonb helpers for the entry detail, built in binary form (no parsing) */
 static void
-append_ts(StringInfo buf, TimestampTz t)
+jb_key(JsonbParseState **st, const char *key)
 {
-	appendStringInfo(buf, "\"%s\"", timestamptz_to_str(t));
+	JsonbValue v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &v);
+}
+
+static void
+jb_string(JsonbParseState **st, const char *key, const char *str)
+{
+	JsonbValue v;
+
+	jb_key(st, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) str;
+	v.val.string.len = strlen(str);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+jb_fixed(JsonbParseState **st, const char *key, int64 value, int scale)
+{
+	JsonbValue v;
+
+	jb_key(st, key);
+	v.type = jbvNumeric;
+	v.val.numeric = fixed_to_numeric(value, scale);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * {"readings": n, "periods": [{"period", "kwh", "price", "amount"}, ...]}:
+ * kWh and price of each (period, price) priced in the entry; amounts to
+ * 1e-6 yuan, truncated (the entry's amount is the exact sum, in fen, after
+ * the sub-fen carry).
+ */
+static Datum
+entry_detail(Meter *m)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	jb_fixed(&st, "readings", m->nreadings, 0);
+	jb_key(&st, "periods");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < m->ncombos; i++)
+	{
+		Combo *c = &m->combos[i];
+
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		jb_string(&st, "period", tou_period_names[c->period]);
+		jb_fixed(&st, "kwh", c->energy, 6);
+		jb_fixed(&st, "price", c->price_u, 6);
+		jb_fixed(&st, "amount", (int64) (c->amount / 1000000), 6);
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 /* End of a meter: queue its ledger entry and cursor update. */
@@ -419,8 +493,6 @@ finish_meter(Meter *m, Batch *b, Totals *tot)
 	int128 total = m->carry;
 	int64 energy = 0;
 	int64 fen;
-	char num[64];
-	StringInfoData detail;
 
 	if (!m->moved)
 		return;
@@ -436,36 +508,13 @@ finish_meter(Meter *m, Batch *b, Totals *tot)
 
 	if (energy > 0 || fen > 0)
 	{
-		initStringInfo(&detail);
-		appendStringInfoString(&detail, "{\"from\": ");
-		append_ts(&detail, m->first_from);
-		appendStringInfoString(&detail, ", \"to\": ");
-		append_ts(&detail, m->at);
-		appendStringInfo(&detail, ", \"readings\": %d, \"periods\": [",
-		                 m->nreadings);
-		for (int i = 0; i < m->ncombos; i++)
-		{
-			Combo *c = &m->combos[i];
-
-			appendStringInfo(&detail, "%s{\"period\": \"%s\", ", i ? ", " : "",
-			                 tou_period_names[c->period]);
-			fixed_to_text(c->energy, 6, num);
-			appendStringInfo(&detail, "\"kwh\": %s, ", num);
-			fixed_to_text(c->price_u, 6, num);
-			appendStringInfo(&detail, "\"price\": %s, ", num);
-			/* amount to 1e-6 yuan, truncated; the exact sum is what is charged */
-			fixed_to_text((int64) (c->amount / 1000000), 6, num);
-			appendStringInfo(&detail, "\"amount\": %s}", num);
-		}
-		appendStringInfoString(&detail, "]}");
-
 		vec_push(&b->l_p, Int64GetDatum(m->property_id), false);
 		vec_push(&b->l_a, Int64GetDatum(m->account_id), false);
 		vec_push(&b->l_m, Int64GetDatum(m->meter_id), false);
 		vec_push(&b->l_amt, NumericGetDatum(fixed_to_numeric(-fen, 2)), false);
 		vec_push(&b->l_kwh, NumericGetDatum(fixed_to_numeric(energy, 6)),
 		         false);
-		vec_push(&b->l_detail, CStringGetTextDatum(detail.data), false);
+		vec_push(&b->l_detail, entry_detail(m), false);
 		vec_push(&b->l_from, TimestampTzGetDatum(m->first_from), false);
 		vec_push(&b->l_to, TimestampTzGetDatum(m->at), false);
 		tot->entries++;
@@ -627,7 +676,7 @@ write_batch(Batch *b)
 		                 vec_array(&b->l_m, INT8OID),
 		                 vec_array(&b->l_amt, NUMERICOID),
 		                 vec_array(&b->l_kwh, NUMERICOID),
-		                 vec_array(&b->l_detail, TEXTOID),
+		                 vec_array(&b->l_detail, JSONBOID),
 		                 vec_array(&b->l_from, TIMESTAMPTZOID),
 		                 vec_array(&b->l_to, TIMESTAMPTZOID)};
 
@@ -679,7 +728,7 @@ prepaid_settle(PG_FUNCTION_ARGS)
 	while (tot.meters < max_meters)
 	{
 		Datum pick_args[3];
-		Datum fetch_args[2];
+		Datum fetch_args[3];
 		Vec kp = {0}, km = {0};
 		Batch b;
 		Meter m;
@@ -723,6 +772,9 @@ prepaid_settle(PG_FUNCTION_ARGS)
 		/* 2. + 3. stream cursors and readings, price */
 		fetch_args[0] = vec_array(&kp, INT8OID);
 		fetch_args[1] = vec_array(&km, INT8OID);
+		fetch_args[2] = TimestampTzGetDatum(
+		    GetCurrentTimestamp() +
+		    (int64) (prepaid_max_clock_skew + 60) * USECS_PER_SEC);
 		portal = SPI_cursor_open(NULL, plan_fetch, fetch_args, NULL, false);
 		for (;;)
 		{

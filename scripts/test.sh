@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/deps.sh
 source scripts/lib.sh
+export PGOPTIONS="-c client_min_messages=warning"
 
 echo "== build"
 make -s clean >/dev/null 2>&1 || true

@@ -39,7 +39,7 @@ CREATE UNIQUE INDEX ledger_reversal_once ON prepaid.ledger (property_id, reverse
 COMMENT ON TABLE prepaid.ledger IS
 	'append-only money journal; amount > 0 credits the account, < 0 debits it';
 COMMENT ON COLUMN prepaid.ledger.detail IS
-	'for energy entries: kWh, price and amount per TOU period, interval and readings priced';
+	'for energy entries: {"readings": n, "periods": [{"period", "kwh", "price", "amount"}]}; the interval is period_from .. period_to';
 
 CREATE FUNCTION prepaid._ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -79,11 +79,10 @@ CREATE FUNCTION prepaid._ledger_after_insert() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp AS $$
 DECLARE
 	v_accounts bigint[];
-	v_expected integer;
-	v_updated  integer;
+	v_expected bigint;
+	v_updated  bigint;
 BEGIN
-	SELECT count(DISTINCT (property_id, account_id)) INTO v_expected FROM new_rows;
-	WITH d AS (
+	WITH d AS MATERIALIZED (
 		SELECT property_id, account_id, sum(amount) AS delta
 		  FROM new_rows GROUP BY property_id, account_id),
 	u AS (
@@ -92,10 +91,10 @@ BEGIN
 		 WHERE a.property_id = d.property_id AND a.account_id = d.account_id
 		RETURNING a.account_id, a.balance AS new_bal, a.balance - d.delta AS old_bal,
 				  a.credit_limit, a.warning_level)
-	SELECT count(*),
+	SELECT (SELECT count(*) FROM d), count(*),
 		   array_agg(account_id) FILTER (
 			   WHERE least(new_bal, old_bal) < greatest(warning_level, -credit_limit))
-	  INTO v_updated, v_accounts
+	  INTO v_expected, v_updated, v_accounts
 	  FROM u;
 	IF v_updated <> v_expected THEN
 		RAISE EXCEPTION 'ledger entry for an unknown account'

@@ -76,18 +76,45 @@ $$;
 CREATE TRIGGER job_interval BEFORE UPDATE ON prepaid.job
 	FOR EACH ROW EXECUTE FUNCTION prepaid._job_before_update();
 
--- A DBA's change to the jobs wakes the scheduler (at commit) so a new or
--- re-timed job is seen at once; the scheduler's own updates do not.
+-- A change to the jobs (by a DBA, or by new readings making settle due)
+-- wakes the scheduler at commit so a new or re-timed job is seen at once;
+-- the scheduler's own updates do not, nor do statements that changed no row.
 CREATE FUNCTION prepaid._job_changed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, prepaid, pg_temp AS $$
 DECLARE
-	v_pid integer := prepaid.scheduler_pid();
+	v_pid integer;
 BEGIN
+	IF NOT EXISTS (SELECT 1 FROM changed_rows) THEN
+		RETURN NULL;
+	END IF;
+	v_pid := prepaid.scheduler_pid();
 	IF v_pid IS NOT NULL AND v_pid <> pg_backend_pid() THEN
 		PERFORM prepaid._scheduler_wake(v_pid);
 	END IF;
 	RETURN NULL;
 END
 $$;
-CREATE TRIGGER job_changed AFTER INSERT OR UPDATE ON prepaid.job
+CREATE TRIGGER job_inserted AFTER INSERT ON prepaid.job REFERENCING NEW TABLE AS changed_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._job_changed();
+CREATE TRIGGER job_updated AFTER UPDATE ON prepaid.job REFERENCING NEW TABLE AS changed_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._job_changed();
+
+-- New readings make the settle job due (event-driven settlement, principle
+-- 3): the first batch after a settle run moves the job's next_run to now
+-- (at most once a second after the last run, so a steady stream of small
+-- batches does not settle back to back), and the job_changed trigger wakes
+-- the scheduler when the batch commits. Later batches find the job already
+-- due and change nothing, so concurrent ingest transactions do not queue on
+-- the job row. SECURITY DEFINER: the ingest role may not write prepaid.job.
+CREATE FUNCTION prepaid._settle_soon() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+BEGIN
+	UPDATE prepaid.job
+	   SET next_run = greatest(now(), coalesce(last_finish, now()) + interval '1 second')
+	 WHERE job_name = 'settle' AND enabled
+	   AND next_run > greatest(now(), coalesce(last_finish, now()) + interval '1 second');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER reading_settle_soon AFTER INSERT ON prepaid.reading
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._settle_soon();

@@ -18,7 +18,7 @@ wait_for() {
 	done
 	return 1
 }
-echo "1..10"
+echo "1..11"
 
 "${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 wait_for 15 "SELECT prepaid.scheduler_pid() IS NOT NULL"
@@ -41,6 +41,28 @@ woke=$("${PSQL[@]}" -c "SELECT prepaid.job_run_now('partitions')")
 wait_for 3 "SELECT run_count = $runs + 1 FROM prepaid.job WHERE job_name = 'partitions'"
 r=$?; [ "$woke" = "t" ] || r=1
 ok $r "job_run_now runs a job at once (woken at commit, not at the next nap)"
+
+# event-driven settlement: with a 10-minute interval, new readings are
+# settled within seconds (the reading trigger makes the job due and wakes
+# the scheduler at commit)
+"${PSQL[@]}" -c "ALTER SYSTEM SET pg_prepaid.settle_interval = '600s'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 20 "SELECT schedule_interval = interval '600 seconds' FROM prepaid.job WHERE job_name = 'settle'"
+wait_for 20 "SELECT last_finish < now() - interval '2 seconds' FROM prepaid.job WHERE job_name = 'settle'"
+"${PSQL[@]}" >/dev/null <<'SQL'
+SELECT prepaid.tariff_put('{"name": "sched", "time_zone": "UTC", "prices": {"flat": 1},
+	"schedule": [{"from": "00:00", "to": "24:00", "period": "flat"}]}');
+INSERT INTO prepaid.property (property_id, name) VALUES (1, 'p');
+INSERT INTO prepaid.customer (property_id, customer_id, name) VALUES (1, 1, 'c');
+INSERT INTO prepaid.account (property_id, account_id, customer_id) VALUES (1, 1, 1);
+INSERT INTO prepaid.meter (property_id, meter_id, address, account_id, tariff_id)
+VALUES (1, 1, '000000000001', 1, (SELECT tariff_id FROM prepaid.tariff WHERE name = 'sched'));
+INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh)
+VALUES (1, 1, now() - interval '1 hour', 0), (1, 1, now() - interval '30 minutes', 500);
+SQL
+wait_for 5 "SELECT count(*) = 1 FROM prepaid.ledger WHERE kind = 'energy' AND meter_id = 1"
+ok $? "new readings are settled within seconds, not at the next 10-minute run"
+"${PSQL[@]}" -c "ALTER SYSTEM SET pg_prepaid.settle_interval = '2s'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 20 "SELECT schedule_interval = interval '2 seconds' FROM prepaid.job WHERE job_name = 'settle'"
 
 "${PSQL[@]}" -c "INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES ('broken', 'SELECT 1/0', '1 second')" >/dev/null
 wait_for 10 "SELECT last_status = 'failed' AND last_error LIKE '%division by zero%' AND fail_count >= 1 FROM prepaid.job WHERE job_name = 'broken'"

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of the project, each printing its figure and its
+# ratio against a baseline measured in the same run. Figures are recorded by
+# hand in docs/performance.md.
+#
+#   make bench                       full size (about 15 minutes on 2 cores)
+#   BENCH_SMOKE=1 make bench         short mode, as CI runs it (sizes cut down;
+#                                    the figures are not judged, the runs must work)
+#   BENCH_ONLY="settle tou" make bench   a subset of: settle tou park jobs idle
+#                                    decode ingest api
+#
+# Uses its own throwaway cluster, or the caller's (BENCH_REUSE_CLUSTER=1 with
+# PGHOST/PGPORT set, as make test does in smoke mode).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMOKE=${BENCH_SMOKE:-}
+ONLY=${BENCH_ONLY:-settle tou park jobs idle decode ingest api}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+if [ -z "${BENCH_REUSE_CLUSTER:-}" ]; then
+	bash scripts/deps.sh
+	source scripts/lib.sh
+	build_and_install
+	TMP=$(mktemp -d /tmp/pg_prepaid_bench.XXXXXX)
+	chmod 755 "$TMP"
+	trap 'cluster_stop "$TMP/pg"; rm -rf "$TMP"' EXIT
+	cluster_start "$TMP/pg" pg_prepaid
+else
+	source scripts/lib.sh
+	TMP=$(mktemp -d /tmp/pg_prepaid_bench.XXXXXX)
+	chmod 755 "$TMP"
+	trap 'rm -rf "$TMP"' EXIT
+fi
+
+if [ -n "$SMOKE" ]; then
+	METERS=2000 PARK=500 TOU_CALLS=20000 ALARM_METERS=2000
+else
+	METERS=100000 PARK=5407 TOU_CALLS=1000000 ALARM_METERS=100000
+fi
+DB=prepaid_bench
+echo "== benchmarks ($([ -n "$SMOKE" ] && echo smoke || echo full); $(nproc) cores, $(date -u +%F))"
+
+bench_db() {
+	psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+	# no scheduler interferes: jobs disabled in the bench database
+	psql -qX -d "$DB" -v ON_ERROR_STOP=1 \
+		-c "CREATE EXTENSION pg_prepaid CASCADE" \
+		-c "UPDATE prepaid.job SET enabled = false" \
+		-f bench/setup_settle.sql -f bench/baseline_settle.sql >/dev/null
+}
+q() { psql -qXAt -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+
+# Prints a RESULT line as "name: figure (baseline ..., ratio ...x)".
+report_settle() {
+	local line=$1 what=$2
+	IFS='|' read -r _ label c_secs b_secs meters readings entries kwh amount quar cutoffs match <<<"$line"
+	awk -v l="$label" -v c="$c_secs" -v b="$b_secs" -v m="$meters" -v r="$readings" \
+		-v e="$entries" -v q="$quar" -v k="$cutoffs" -v ok="$match" -v w="$what" 'BEGIN {
+		printf "%s: %s meters, %s readings in %.3f s = %.0f meters/s, %.0f readings/s; ", l, m, r, c, m / c, r / c;
+		printf "PL/pgSQL baseline %.3f s, ratio %.1fx; %s entries, %s quarantined, %s cut off; same result as baseline: %s", b, b / c, e, q, k, ok;
+		if (w != "") printf " [%s]", w;
+		printf "\n" }'
+	[ "$match" = "ok" ]
+}
+
+fail=0
+day=$(date -u -d '-3 days' +%F)
+
+if want settle || want park; then
+	bench_db
+fi
+
+if want settle; then
+	echo "-- settlement: $METERS prepaid meters (half with T1..T4 registers), one new 30-minute reading each"
+	q -c "SELECT bench.setup_tariffs()" >/dev/null
+	prop=$(q -c "SELECT bench.setup_park('bench', $METERS, '$day')")
+	q -c "SELECT bench.add_readings($prop, 2, 2)" >/dev/null
+	q -c "VACUUM ANALYZE"
+	res=$(psql -qXAt -d "$DB" -v label=settle_one_reading -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "target <= 1 s" || fail=1
+	echo "-- settlement: a day of backlog, 48 readings per meter"
+	q -c "SELECT bench.add_readings($prop, 3, 50)" >/dev/null
+	q -c "VACUUM ANALYZE"
+	res=$(psql -qXAt -d "$DB" -v label=settle_day_backlog -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "target <= 10 s" || fail=1
+	q -c "SELECT CASE WHEN count(*) = 0 THEN 'verify_ledger: ok' ELSE 'verify_ledger: ' || count(*) || ' accounts differ' END FROM prepaid.verify_ledger()"
+fi
+
+if want park; then
+	echo "-- settlement: one park ($PARK meters), one new reading each"
+	[ -n "$(q -c "SELECT 1 FROM prepaid.tariff LIMIT 1")" ] || q -c "SELECT bench.setup_tariffs()" >/dev/null
+	prop=$(q -c "SELECT bench.setup_park('park', $PARK, '$day')")
+	q -c "SELECT bench.add_readings($prop, 2, 2)" >/dev/null
+	q -c "VACUUM ANALYZE"
+	res=$(psql -qXAt -d "$DB" -v label=settle_park -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "target < 0.1 s" || fail=1
+fi
+
+if want tou; then
+	[ -n "${prop:-}" ] || { bench_db; q -c "SELECT bench.setup_tariffs()" >/dev/null; }
+	echo "-- tou_split: $TOU_CALLS calls from SQL, one backend"
+	out=$(psql -qXAt -d "$DB" -v calls="$TOU_CALLS" -f bench/tou_bench.sql)
+	echo "$out"
+	grep -q '^tou_split check: ok' <<<"$out" || fail=1
+fi
+
+for f in bench/run_*.sh; do
+	[ -f "$f" ] || continue
+	name=$(basename "$f" .sh); name=${name#run_}
+	want "$name" || continue
+	BENCH_DB=$DB BENCH_TMP=$TMP METERS=$METERS ALARM_METERS=$ALARM_METERS SMOKE=$SMOKE \
+		bash "$f" || fail=1
+done
+
+if [ "$fail" -ne 0 ]; then
+	echo "bench: a benchmark failed or disagreed with its baseline"
+	exit 1
+fi
+echo "bench: done"
