@@ -62,7 +62,7 @@ workers: worker/prepaid-ingest worker/prepaid-sim
 worker/prepaid-ingest: $(INGEST_SRCS) $(COMMON_SRCS) $(WORKER_DEPS) $(wildcard worker/ingest/*.h)
 	$(CC_PLAIN) $(WORKER_FLAGS) -Iworker/ingest -o $@ $(INGEST_SRCS) $(COMMON_SRCS) codec/dlt645.c -lpq
 worker/prepaid-sim: $(SIM_SRCS) $(COMMON_SRCS) $(WORKER_DEPS) $(wildcard worker/sim/*.h)
-	$(CC_PLAIN) $(WORKER_FLAGS) -Iworker/sim -o $@ $(SIM_SRCS) $(COMMON_SRCS) codec/dlt645.c -lpq -lm
+	$(CC_PLAIN) $(WORKER_FLAGS) -Iworker/sim -o $@ $(SIM_SRCS) $(COMMON_SRCS) codec/dlt645.c -lpq
 
 fuzz: tests/fuzz/fuzz_dlt645
 tests/fuzz/fuzz_dlt645: tests/fuzz/fuzz_dlt645.c codec/dlt645.c codec/dlt645.h
