@@ -76,9 +76,10 @@ t_unlink(conn *c)
 static void
 t_link(conn *c, int64_t deadline)
 {
-	conn *after = t_tail;
+	conn *after;
 
 	t_unlink(c);
+	after = t_tail;
 	c->req_deadline = deadline;
 	while (after && after->req_deadline > deadline)
 		after = after->t_prev;
@@ -437,14 +438,18 @@ attach_gateway(conn *c, gateway *g)
 static void
 conn_close(conn *c, const char *why)
 {
-	if (c->state == CS_CLOSED)
+	conn_state was = (conn_state) c->state;
+
+	if (was == CS_CLOSED)
 		return;
+	/* closed first: nothing below may send on it or close it again */
+	c->state = CS_CLOSED;
 	log_debug("closing connection from %s:%u: %s",
 	          inet_ntoa((struct in_addr){c->peer_ip}), ntohs(c->peer_port),
 	          why);
-	if (c->state == CS_METER && c->meter)
+	if (was == CS_METER && c->meter)
 		meter_unhook(c->meter);
-	else if (c->state == CS_GATEWAY && c->gateway >= 0)
+	else if (was == CS_GATEWAY && c->gateway >= 0)
 	{
 		gateway *g = gateways[c->gateway];
 		meter **list;
@@ -461,7 +466,6 @@ conn_close(conn *c, const char *why)
 			report_gateway(g);
 		}
 	}
-	c->state = CS_CLOSED;
 	t_unlink(c);
 	i_unlink(c);
 	epoll_ctl(G.epfd, EPOLL_CTL_DEL, c->fd, NULL);
