@@ -5,6 +5,7 @@
 #       status word 3, 0x1C relay control; other DIs get an error reply
 #   ingest_client.pl gateway PORT SERIAL SECONDS ADDR...   the same for
 #       several meters behind one registered gateway socket
+#   ingest_client.pl frame ADDR CTRL HEXDATA   print one frame (hex; data plain)
 #   ingest_client.pl raw PORT HEX [MS]   send bytes, print what comes back
 #       (hex) until the peer closes or MS (default 2000) pass; exit 0 if the
 #       peer closed the connection
@@ -82,6 +83,11 @@ sub serve {
 }
 
 my $mode = shift @ARGV // '';
+if ($mode eq 'frame') {
+	my ($addr, $ctrl, $hex) = @ARGV;
+	print unpack('H*', substr(frame($addr, hex $ctrl, pack 'H*', $hex), 2)), "\n";
+	exit 0;
+}
 my $port = shift @ARGV;
 my $connect = sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die "connect: $!" };
 if ($mode eq 'meter') {

@@ -69,9 +69,11 @@ start_drain(const char *why)
 	drain_deadline = G.now_mono + DRAIN_LIMIT_US;
 	log_info("%s: draining (closing meter connections, flushing readings)",
 	         why);
+	batch_close_open();
+	if (replay_mode)
+		return;
 	net_stop_listening();
 	net_close_all();
-	batch_close_open();
 	report_flush_all();
 }
 
