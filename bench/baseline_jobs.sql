@@ -14,6 +14,7 @@ DECLARE
 	m     record;
 	l     record;
 	bal   numeric;
+	warn  numeric;
 	un    numeric;
 	vmin  numeric;
 	vmax  numeric;
@@ -26,7 +27,7 @@ BEGIN
 		kinds := '{}';
 		SELECT * INTO l FROM prepaid.meter_latest x
 		 WHERE x.property_id = m.property_id AND x.meter_id = m.meter_id;
-		SELECT a.balance INTO bal FROM prepaid.account a
+		SELECT a.balance, a.warning_level INTO bal, warn FROM prepaid.account a
 		 WHERE a.property_id = m.property_id AND a.account_id = m.account_id;
 		un := m.voltage_nominal;
 		IF l.read_at IS NOT NULL THEN
@@ -55,6 +56,9 @@ BEGIN
 		IF m.mode = 'prepaid' AND bal < 0 THEN
 			kinds := kinds || 'arrears'::text;
 		END IF;
+		IF m.mode = 'prepaid' AND bal < warn THEN
+			kinds := kinds || 'low_balance'::text;
+		END IF;
 		FOREACH k IN ARRAY kinds LOOP
 			IF prepaid.alarm_raise(m.property_id, m.meter_id, k) IS NOT NULL THEN
 				r := r + 1;
@@ -64,7 +68,7 @@ BEGIN
 				  WHERE a.property_id = m.property_id AND a.meter_id = m.meter_id
 					AND a.cleared_at IS NULL AND NOT (a.kind = ANY (kinds))
 					AND a.kind IN ('phase_loss', 'undervoltage', 'overvoltage', 'meter_offline',
-								   'arrears', 'relay_open_unexpected', 'overload') LOOP
+								   'arrears', 'low_balance', 'relay_open_unexpected', 'overload') LOOP
 			PERFORM prepaid.alarm_clear(m.property_id, m.meter_id, k);
 			c := c + 1;
 		END LOOP;

@@ -48,5 +48,7 @@ wait "$poller"
 awk -v s="$SECS" -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) -v b=$((b1 - b0)) -v bw=$((bw1 - bw0)) 'BEGIN {
 	cm = c / 1e6 * 60 / s; bm = b / 1e6 * 60 / s;
 	printf "idle: scheduler %.2f ms CPU and %.0f wake-ups per minute (%d job runs in %d s); ", cm, w * 60 / s, r, s;
-	printf "naive 100-ms poller %.2f ms CPU and %.0f wake-ups per minute, ratio %.0fx [target: no busy polling]\n", bm, bw * 60 / s, (cm > 0 ? bm / cm : 0) }'
+	printf "naive 100-ms poller %.2f ms CPU and %.0f wake-ups per minute, ", bm, bw * 60 / s;
+	if (cm > 0) printf "ratio %.0fx", bm / cm; else printf "ratio: the scheduler used no CPU at all in the window";
+	printf " [target: no busy polling]\n" }'
 "${P[@]}" -c "DROP EXTENSION pg_prepaid CASCADE" >/dev/null

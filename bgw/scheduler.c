@@ -187,15 +187,22 @@ run_job(const char *name, const char *command)
 	PG_TRY();
 	{
 		if (strcmp(command, "internal:forward_send") == 0)
+		{
+			/* idempotent per outbox row; records its run afterwards */
 			(void) prepaid_forward_send(sched_cxt);
+			job_xact_begin("pg_prepaid: recording a job run");
+		}
 		else
 		{
 			job_xact_begin(activity);
 			if (SPI_execute(command, false, 0) < 0)
 				elog(ERROR, "job command failed");
-			job_xact_end();
 		}
-		job_xact_begin("pg_prepaid: recording a job run");
+		/*
+		 * A job's work and its run record commit together: a scheduler
+		 * killed at any point either ran the job and moved next_run, or
+		 * did neither, so no run is lost or repeated.
+		 */
 		record_result(name, started, NULL);
 		job_xact_end();
 	}

@@ -15,7 +15,7 @@
 PG_MODULE_MAGIC;
 
 int prepaid_max_clock_skew = 300;
-int prepaid_settle_batch = 10000;
+int prepaid_settle_batch = 100000;
 int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
 char *prepaid_databases = NULL;
@@ -34,6 +34,7 @@ static int command_max_attempts = 3;
 static int reconcile_cooloff = 300;
 static int freeze_grace = 21600;
 static char *forward_time = NULL;
+static char *site_time_zone = NULL;
 
 void _PG_init(void);
 
@@ -48,7 +49,7 @@ _PG_init(void)
 	                        NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_batch_size",
 	                        "Meters settled per batch by prepaid.settle().",
-	                        NULL, &prepaid_settle_batch, 10000, 1, 1000000,
+	                        NULL, &prepaid_settle_batch, 100000, 1, 1000000,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_interval",
 	                        "Seconds between runs of the settle job.",
@@ -125,6 +126,11 @@ _PG_init(void)
 	                           "day is forwarded (HH:MM).",
 	                           NULL, &forward_time, "01:00", PGC_USERSET, 0,
 	                           NULL, NULL, NULL);
+	DefineCustomStringVariable("pg_prepaid.time_zone",
+	                           "Time zone of a new property (site) when none "
+	                           "is given.",
+	                           NULL, &site_time_zone, "Asia/Shanghai",
+	                           PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pg_prepaid");
 
 	if (process_shared_preload_libraries_in_progress)

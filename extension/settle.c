@@ -89,9 +89,8 @@ static const char *const sql_ledger =
     "SELECT p, a, m, 'energy', amt, kwh, d, f, t "
     "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::numeric[], "
     "$5::numeric[], "
-    "            $6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, "
-    "m, amt, kwh, d, f, t) "
-    "ORDER BY a";
+    "            $6::jsonb[], $7::timestamptz[], $8::timestamptz[]) AS u(p, a, "
+    "m, amt, kwh, d, f, t)";
 
 static const char *const sql_cursor =
     "UPDATE prepaid.settle_cursor c SET read_at = u.t, energy_wh = u.e, "

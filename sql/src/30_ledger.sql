@@ -92,8 +92,14 @@ BEGIN
 		RETURNING a.account_id, a.balance AS new_bal, a.balance - d.delta AS old_bal,
 				  a.credit_limit, a.warning_level)
 	SELECT (SELECT count(*) FROM d), count(*),
+		   -- only accounts that crossed their warning level or their cut-off
+		   -- (-credit_limit), either way, can change a supply decision; and a
+		   -- new account's first entries (from 0), which may start below the
+		   -- warning level (the alarms job re-checks low balances anyway)
 		   array_agg(account_id) FILTER (
-			   WHERE least(new_bal, old_bal) < greatest(warning_level, -credit_limit))
+			   WHERE (new_bal < warning_level) <> (old_bal < warning_level)
+				  OR (new_bal < -credit_limit) <> (old_bal < -credit_limit)
+				  OR (old_bal = 0 AND new_bal < warning_level))
 	  INTO v_expected, v_updated, v_accounts
 	  FROM u;
 	IF v_updated <> v_expected THEN

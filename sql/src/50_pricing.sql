@@ -43,7 +43,7 @@ CREATE FUNCTION prepaid.settle(max_meters integer DEFAULT NULL, batch_size integ
 							   OUT meters bigint, OUT readings bigint, OUT entries bigint,
 							   OUT kwh numeric, OUT amount numeric, OUT quarantined bigint)
 	AS 'MODULE_PATHNAME', 'prepaid_settle'
-	LANGUAGE C VOLATILE;
+	LANGUAGE C VOLATILE SET jit = off;
 COMMENT ON FUNCTION prepaid.settle(integer, integer) IS
 	'price and debit every prepaid meter''s new readings; safe to run twice or concurrently';
 

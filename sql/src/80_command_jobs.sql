@@ -8,7 +8,7 @@
 CREATE FUNCTION prepaid.commands_run(p_now timestamptz DEFAULT now())
 RETURNS TABLE (retried bigint, failed bigint, requeued bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
 	v_timeout  interval := make_interval(secs => prepaid._setting_numeric('pg_prepaid.command_timeout', 60)::float8);
 	v_max      integer := prepaid._setting_numeric('pg_prepaid.command_max_attempts', 3)::integer;

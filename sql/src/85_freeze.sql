@@ -81,7 +81,7 @@ $$;
 CREATE FUNCTION prepaid.freeze_run(p_now timestamptz DEFAULT now())
 RETURNS TABLE (property_id bigint, kind text, frozen_at timestamptz, action text, meters bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
 	p      record;
@@ -155,7 +155,9 @@ BEGIN
 			END LOOP;
 		END LOOP;
 
-		-- 3. month usage from consecutive month freezes not computed yet
+		-- 3. month usage from consecutive month freezes: every recent month
+		-- freeze (the last 100 days) that has no usage ending at it yet, or
+		-- only an estimated one; a real usage replaces an estimated one
 		INSERT INTO prepaid.month_usage AS mu (property_id, meter_id, month, from_at, to_at, energy_wh,
 											   period_wh, estimated)
 		SELECT f1.property_id, f1.meter_id, (f0.frozen_at AT TIME ZONE p.time_zone)::date,
@@ -179,9 +181,10 @@ BEGIN
 		  LEFT JOIN prepaid.tariff_version tv ON tv.tariff_id = m.tariff_id
 			   AND f0.frozen_at >= tv.valid_from AND f0.frozen_at < tv.valid_to
 		 WHERE f1.property_id = p.property_id AND f1.kind = 'month'
+		   AND f1.frozen_at > p_now - interval '100 days'
 		   AND NOT EXISTS (SELECT 1 FROM prepaid.month_usage u
 							WHERE u.property_id = f1.property_id AND u.meter_id = f1.meter_id
-							  AND u.to_at = f1.frozen_at AND (u.estimated <= (f0.estimated OR f1.estimated)))
+							  AND u.to_at = f1.frozen_at AND NOT u.estimated)
 		ON CONFLICT (property_id, meter_id, month) DO UPDATE
 		   SET energy_wh = excluded.energy_wh, period_wh = excluded.period_wh,
 			   estimated = excluded.estimated, computed_at = now(), to_at = excluded.to_at

@@ -30,7 +30,7 @@ COMMENT ON TABLE prepaid.demand_max IS 'monthly maximum 15-minute demand: the ca
 CREATE FUNCTION prepaid.demand_run(p_lookback interval DEFAULT '2 hours', p_now timestamptz DEFAULT now())
 RETURNS TABLE (windows bigint, maxima bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
 	v_from    timestamptz := p_now - p_lookback;
 	v_windows bigint;

@@ -34,7 +34,7 @@ CREATE INDEX forward_due ON prepaid.forward_outbox (next_attempt_at) WHERE statu
 CREATE FUNCTION prepaid.daily_energy(p_property_id bigint, p_day date)
 RETURNS TABLE (meter_id bigint, address text, kwh numeric, periods jsonb)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 	WITH p AS (SELECT time_zone FROM prepaid.property WHERE property_id = p_property_id),
 	pairs AS (
 		SELECT m.meter_id, m.address, m.tariff_id, (m.pt_ratio::bigint * m.ct_ratio) AS mult,
@@ -83,7 +83,7 @@ $$;
 CREATE FUNCTION prepaid.forward_prepare(p_now timestamptz DEFAULT now())
 RETURNS TABLE (property_id bigint, day date, meters bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
 	p       record;

@@ -3,7 +3,7 @@
 -- keep-power never cuts, newer relay commands supersede older pending ones,
 -- low-balance warnings, friendly hours.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 SELECT prepaid.tariff_put('{"name": "supply-t", "time_zone": "UTC",
 	"prices": {"flat": 1.00}, "schedule": [{"from": "00:00", "to": "24:00", "period": "flat"}]}') AS tid \gset
@@ -112,6 +112,14 @@ SELECT prepaid.settle();
 SELECT ok((SELECT not_before BETWEEN now() + interval '58 minutes' AND now() + interval '61 minutes'
 			 FROM prepaid.command WHERE meter_id = 80301 AND kind = 'relay_open'),
 	'cut-off inside friendly hours: not_before is the end of the window');
+
+-- the site time zone: default from pg_prepaid.time_zone, unknown zones refused
+SET LOCAL pg_prepaid.time_zone = 'Europe/Berlin';
+INSERT INTO prepaid.property (property_id, name) VALUES (804, 'berlin site');
+SELECT is((SELECT time_zone FROM prepaid.property WHERE property_id = 804), 'Europe/Berlin',
+	'a new property takes pg_prepaid.time_zone');
+SELECT throws_ok($$INSERT INTO prepaid.property (name, time_zone) VALUES ('mars site', 'Mars/Olympus')$$,
+	'22023', 'unknown time zone "Mars/Olympus"', 'an unknown time zone is refused');
 
 SELECT is_empty($$SELECT * FROM prepaid.verify_ledger()$$, 'verify_ledger() is empty');
 

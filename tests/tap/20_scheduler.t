@@ -18,7 +18,7 @@ wait_for() {
 	done
 	return 1
 }
-echo "1..11"
+echo "1..13"
 
 "${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 wait_for 15 "SELECT prepaid.scheduler_pid() IS NOT NULL"
@@ -77,6 +77,10 @@ old=$("${PSQL[@]}" -c "SELECT prepaid.scheduler_pid()")
 wait_for 30 "SELECT prepaid.scheduler_pid() IS NOT NULL AND prepaid.scheduler_pid() <> $old"
 ok $? "scheduler_restart(): the launcher starts a new scheduler"
 
+# a job that logs each run: across a SIGKILL no run is lost or repeated
+"${PSQL[@]}" -c "CREATE TABLE public.tick_log (at timestamptz DEFAULT clock_timestamp())" \
+	-c "INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES ('tick', 'INSERT INTO public.tick_log DEFAULT VALUES', '1 second')" >/dev/null
+wait_for 10 "SELECT run_count >= 2 FROM prepaid.job WHERE job_name = 'tick'"
 old=$("${PSQL[@]}" -c "SELECT prepaid.scheduler_pid()")
 kill -KILL "$old"
 # SIGKILL of a backend makes the postmaster reset all backends; wait for it
@@ -86,6 +90,30 @@ r=$?
 before=$("${PSQL[@]}" -c "SELECT run_count FROM prepaid.job WHERE job_name = 'settle'")
 wait_for 10 "SELECT run_count >= $before + 1 FROM prepaid.job WHERE job_name = 'settle'" || r=1
 ok $r "after SIGKILL the scheduler comes back and jobs run again"
+wait_for 10 "SELECT run_count >= 4 FROM prepaid.job WHERE job_name = 'tick'"
+"${PSQL[@]}" -c "UPDATE prepaid.job SET enabled = false WHERE job_name = 'tick'" >/dev/null
+sleep 1.5
+r=$("${PSQL[@]}" -c "SELECT (SELECT count(*) FROM public.tick_log) = run_count FROM prepaid.job WHERE job_name = 'tick'")
+[ "$r" = t ]; ok $? "every run of a job is recorded exactly once, across the SIGKILL (log rows = run_count)"
+"${PSQL[@]}" -c "DELETE FROM prepaid.job WHERE job_name = 'tick'" -c "DROP TABLE public.tick_log" >/dev/null
+
+# a database named in pg_prepaid.databases that does not exist yet gets its
+# scheduler once it is created
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS prepaid_later" >/dev/null
+"${PSQL[@]}" -c "ALTER SYSTEM SET pg_prepaid.databases = 'postgres, prepaid_later'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+psql -qX -d postgres -c "CREATE DATABASE prepaid_later" >/dev/null
+psql -qX -d prepaid_later -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
+deadline=$((SECONDS + 40)); r=1
+while [ $SECONDS -lt $deadline ]; do
+	[ -n "$(psql -qXAt -d prepaid_later -c "SELECT prepaid.scheduler_pid()")" ] && { r=0; break; }
+	sleep 0.5
+done
+ok $r "a database created after start-up gets its scheduler"
+"${PSQL[@]}" -c "ALTER SYSTEM RESET pg_prepaid.databases" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+psql -qX -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'prepaid_later'" >/dev/null
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS prepaid_later" >/dev/null 2>&1
 
 "${PSQL[@]}" -c "DROP EXTENSION pg_prepaid CASCADE" >/dev/null
 sleep 1
