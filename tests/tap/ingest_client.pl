@@ -3,6 +3,8 @@
 #   ingest_client.pl meter PORT ADDR [SECONDS]      a direct meter answering
 #       read-address, the energy block (total grows 0.01 kWh per read),
 #       status word 3, 0x1C relay control; other DIs get an error reply
+#   ingest_client.pl mute PORT ADDR [SECONDS]   a meter that answers only
+#       read-address (commands to it stay unanswered)
 #   ingest_client.pl gateway PORT SERIAL SECONDS ADDR...   the same for
 #       several meters behind one registered gateway socket
 #   ingest_client.pl frame ADDR CTRL HEXDATA   print one frame (hex; data plain)
@@ -46,9 +48,11 @@ sub frames {
 }
 
 my %meter;   # addr -> { energy => 0.01 kWh units, open => 0/1 }
+my $mute = 0;
 sub answer {
 	my ($addr, $ctrl, $data) = @_;
 	if ($ctrl == 0x13) { my ($a) = keys %meter; return frame($a, 0x93, addr_wire($a)) }
+	return '' if $mute;
 	my $m = $meter{$addr} or return '';
 	if ($ctrl == 0x11) {
 		my $di = join '', map { sprintf "%02X", ord } reverse split //, substr($data, 0, 4);
@@ -90,7 +94,8 @@ if ($mode eq 'frame') {
 }
 my $port = shift @ARGV;
 my $connect = sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die "connect: $!" };
-if ($mode eq 'meter') {
+if ($mode eq 'meter' || $mode eq 'mute') {
+	$mute = $mode eq 'mute';
 	my ($addr, $seconds) = @ARGV;
 	$meter{$addr} = { energy => 100000, open => 0 };
 	serve($connect->(), $seconds // 3600);
