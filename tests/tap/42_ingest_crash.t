@@ -14,6 +14,8 @@ source "$ROOT/scripts/lib.sh"
 echo "1..9"
 setup_db prepaid_ing42 100 1 10 0
 DATA=$(q -c "SHOW data_directory")
+# the binaries of the server that runs (make test may use a private copy)
+PGBIN=$(dirname "$(readlink "/proc/$(head -1 "$DATA/postmaster.pid")/exe")")
 PORT=$(free_tcp_port)
 SCALE=7200
 T=$(date -u -d '-20 days' +%Y-%m-%dT%H:%M:%SZ)

@@ -61,6 +61,7 @@ struct command
 	int64_t command_id;
 	int64_t created_us; /* realtime, from the database clock */
 	int64_t not_before; /* monotonic: next read-back */
+	int64_t ack_us;     /* INSERT of the command -> the meter's reply */
 	int attempts;
 	int tz_offset_s;
 	uint32_t di;
@@ -138,7 +139,20 @@ record(meter *m, command *c, const char *status, const char *reply,
 	else
 		json_append("null", 4);
 	json_append(", \"reply\": ", 11);
-	json_append(reply ? reply : "null", strlen(reply ? reply : "null"));
+	if (c->ack_us > 0)
+	{
+		/* the reply object gains "ack_ms": the latency to the meter's
+		 * acknowledgement (also in the histogram) */
+		size_t len = reply ? strlen(reply) : 0;
+
+		if (len > 2)
+			json_append(reply, len - 1);
+		n = snprintf(head, sizeof(head), "%s\"ack_ms\": %.3f}",
+		             len > 2 ? ", " : "{", c->ack_us / 1000.0);
+		json_append(head, (size_t) n);
+	}
+	else
+		json_append(reply ? reply : "null", strlen(reply ? reply : "null"));
 	json_append("}", 1);
 	pending_n++;
 	if (strcmp(status, "acknowledged") == 0)
@@ -537,6 +551,16 @@ command_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func,
 	return 0;
 }
 
+/* The meter acknowledged the command (or its effect was confirmed). */
+static void
+acknowledged(command *c)
+{
+	c->ack_us = realtime_us() - c->created_us;
+	if (c->ack_us < 1)
+		c->ack_us = 1;
+	stats_latency_add(&G.stats, c->ack_us);
+}
+
 void
 command_sent_noreply(meter *m)
 {
@@ -544,11 +568,12 @@ command_sent_noreply(meter *m)
 
 	if (c == NULL)
 		return;
-	stats_latency_add(&G.stats, realtime_us() - c->created_us);
+	acknowledged(c);
 	record(m, c, "acknowledged", "{\"broadcast\": true}", NULL, -1);
 }
 
 /* --- replies ---------------------------------------------------------------- */
+
 
 /* Does status word 3 show what the command asked for? -1: no target. */
 static int
@@ -644,7 +669,7 @@ readback_reply(meter *m, command *c, const dlt645_message *msg)
 	{
 		/* a timed-out command that did run counts from now */
 		if (c->timed_out)
-			stats_latency_add(&G.stats, realtime_us() - c->created_us);
+			acknowledged(c);
 		record(m, c, "acknowledged", reply, NULL, open);
 	}
 	else if (c->reads < READBACK_TRIES)
@@ -737,7 +762,7 @@ command_reply(meter *m, const dlt645_message *msg)
 		readback_reply(m, c, msg);
 		return;
 	}
-	stats_latency_add(&G.stats, realtime_us() - c->created_us);
+	acknowledged(c);
 	if (msg->abnormal)
 	{
 		serr_text(msg, err, sizeof(err));
