@@ -163,6 +163,8 @@ typedef struct sim_meter
 	int32_t pt, ct;
 	int32_t v_nom_dv;
 	int32_t base_w;    /* peak load, secondary side, W */
+	int32_t day_f;     /* load factor of day_n (per mille) */
+	int64_t day_n;     /* local day of day_f */
 	int32_t max_w;     /* what the meter can carry (secondary) */
 	int16_t pf_base;   /* 0.001 */
 	uint16_t share[3]; /* per mille of the load on phase A, B, C */
@@ -184,6 +186,12 @@ typedef struct sim_meter
 	int64_t prev_wus;  /* energy of the previous window */
 	int32_t max_dw;    /* this month's maximum demand (0.1 W) */
 	int64_t max_at_min;
+
+	/* caches of the integration (invalidated by clock jumps) */
+	int64_t z_from, z_until; /* site zone offset valid in [from, until) */
+	int64_t z_off;           /* (meter clock, us) */
+	int64_t next_daily_min;  /* next daily freeze, local minutes */
+	int64_t next_settle_min; /* next monthly settlement */
 
 	/* tariff plan cache */
 	int64_t plan_day;      /* tariff-local day of the cached plan */
@@ -397,7 +405,6 @@ extern void sim_zone_free_all(void);
 /* Civil dates (proleptic Gregorian) <-> days since 1970-01-01. */
 extern int64_t sim_days_from_civil(int y, int m, int d);
 extern void sim_civil_from_days(int64_t z, int *y, int *m, int *d);
-extern int64_t sim_floor_div(int64_t a, int64_t b);
 /* Local minutes -> dlt645_datetime (weekday filled in). */
 extern void sim_local_datetime(int64_t local_us, dlt645_datetime *t);
 extern int64_t sim_datetime_local_us(const dlt645_datetime *t);
@@ -425,11 +432,10 @@ extern uint64_t sim_hash_addr(uint64_t seed, const uint8_t addr[6],
 extern int32_t sim_noise(uint64_t seed, uint64_t salt, int64_t n,
                          int32_t range);
 extern void sim_profile_setup(sim_meter *m);
-extern int32_t sim_profile_load_w(const sim_meter *m, int64_t local_min);
+extern int32_t sim_profile_load_w(sim_meter *m, int64_t local_min);
 
 /* sim_meter.c */
-extern void sim_meter_start(sim_ctx *ctx, sim_meter *m, int64_t t_us,
-                            bool history);
+extern void sim_meter_start(sim_meter *m, int64_t t_us, bool history);
 extern void sim_meter_advance(sim_ctx *ctx, sim_meter *m, int64_t t_us);
 extern int64_t sim_meter_local_us(const sim_meter *m, int64_t t_us);
 extern int32_t sim_meter_demand_dw(const sim_meter *m, int64_t t_us);
@@ -504,6 +510,15 @@ extern int sim_net_send(sim_ctx *ctx, int conn, const uint8_t *bytes,
                         size_t len);
 extern void sim_net_hold(sim_ctx *ctx, int conn, int64_t until_mono);
 extern void sim_net_close_after_send(sim_ctx *ctx, int conn);
+
+/* a / b rounded towards minus infinity (b > 0). */
+static inline int64_t
+sim_floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	return (a % b != 0 && a < 0) ? q - 1 : q;
+}
 
 /* Current simulated time. */
 static inline int64_t

@@ -319,7 +319,7 @@ sim_fleet_finish(sim_ctx *ctx)
 	group_by_gateway(ctx);
 	sim_faults_assign(ctx);
 	for (int i = 0; i < ctx->nmeters; i++)
-		sim_meter_start(ctx, &ctx->meters[i], t0, !ctx->o.no_history);
+		sim_meter_start(&ctx->meters[i], t0, !ctx->o.no_history);
 	make_connections(ctx);
 	log_info("fleet: %d meters, %d gateways, %d connections, %d tariffs "
 	         "(started in %lld ms)",

@@ -101,12 +101,22 @@ effective_w(const sim_meter *m)
 	return w;
 }
 
+/* r + wh modulo the register modulus (r < modulus, wh small). */
+static int64_t
+wrap_add(const sim_meter *m, int64_t r, int64_t wh)
+{
+	r += wh;
+	while (r >= m->modulus)
+		r -= m->modulus;
+	return r;
+}
+
 static void
 add_energy(sim_meter *m, int reg, int64_t wh)
 {
-	m->regs.total = (m->regs.total + wh) % m->modulus;
+	m->regs.total = wrap_add(m, m->regs.total, wh);
 	if (reg >= 0)
-		m->regs.rate[reg] = (m->regs.rate[reg] + wh) % m->modulus;
+		m->regs.rate[reg] = wrap_add(m, m->regs.rate[reg], wh);
 	m->balance -= wh * m->price[reg < 0 ? 0 : reg];
 }
 
@@ -175,18 +185,19 @@ month_freeze(sim_meter *m, int64_t at_min)
 }
 
 /* Register of the period in force (-1: none), and when that may change
- * (meter clock). */
+ * (meter clock). The tariff's zone is usually the site's: then the site
+ * offset (and its validity) is reused. */
 static int
-period_register(sim_ctx *ctx, sim_meter *m, int64_t c, int64_t *until)
+period_register(sim_ctx *ctx, sim_meter *m, int64_t c, int64_t site_off_us,
+                int64_t site_until, int64_t *until)
 {
 	const sim_tariff *tar = m->tariff >= 0 ? &ctx->tariffs[m->tariff] : NULL;
-	int tz = tar ? tar->zone : m->zone;
-	int64_t zuntil, loc, tmin, tday;
-	int32_t off = sim_zone_offset(tz, c, &zuntil);
+	int64_t zuntil = site_until, off_us = site_off_us, tmin, tday;
 	int mod, period;
 
-	loc = c + off * US_PER_S;
-	tmin = sim_floor_div(loc, MIN_US);
+	if (tar && tar->zone != m->zone)
+		off_us = (int64_t) sim_zone_offset(tar->zone, c, &zuntil) * US_PER_S;
+	tmin = sim_floor_div(c + off_us, MIN_US);
 	tday = sim_floor_div(tmin, 1440);
 	if (m->plan == NULL || tday != m->plan_day || c >= m->plan_until_us)
 	{
@@ -195,13 +206,35 @@ period_register(sim_ctx *ctx, sim_meter *m, int64_t c, int64_t *until)
 	}
 	mod = (int) (tmin - tday * 1440);
 	period = m->plan->period[mod];
-	*until =
-	    min64(min64(zuntil, m->plan_until_us),
-	          (tday * 1440 + m->plan->next[mod]) * MIN_US - off * US_PER_S);
+	*until = min64(min64(zuntil, m->plan_until_us),
+	               (tday * 1440 + m->plan->next[mod]) * MIN_US - off_us);
 	if (m->ver == NULL || period >= SIM_NPERIODS)
 		return -1;
 	period = m->ver->reg_of_period[period];
 	return period < m->nrates ? period : -1;
+}
+
+/* The site zone's offset (us) at meter clock c, and until when it holds. */
+static int64_t
+site_offset(sim_meter *m, int64_t c, int64_t *until)
+{
+	if (c < m->z_from || c >= m->z_until)
+	{
+		m->z_off =
+		    (int64_t) sim_zone_offset(m->zone, c, &m->z_until) * US_PER_S;
+		m->z_from = c;
+	}
+	*until = m->z_until;
+	return m->z_off;
+}
+
+/* Forgets what depends on the clock running forward (after a jump). */
+static void
+clock_jumped(sim_meter *m)
+{
+	m->z_from = m->z_until = 0;
+	m->next_daily_min = m->next_settle_min = INT64_MIN;
+	m->plan = NULL;
 }
 
 /* Integrates the meter from m->t_us to t1 (simulated). */
@@ -213,21 +246,21 @@ integrate(sim_ctx *ctx, sim_meter *m, int64_t t1)
 		int64_t c = m->t_us + m->skew_us; /* meter clock, UTC */
 		int64_t zuntil, tuntil, lmin, bmin, end, cut_block, cut_daily,
 		    cut_settle;
-		int32_t off = sim_zone_offset(m->zone, c, &zuntil);
-		int64_t off_us = off * US_PER_S;
-		int64_t next_d, next_s;
+		int64_t off_us = site_offset(m, c, &zuntil);
 		int reg;
 
 		lmin = sim_floor_div(c + off_us, MIN_US);
 		bmin = sim_floor_div(lmin, SIM_BLOCK_MIN) * SIM_BLOCK_MIN;
 		if (bmin != m->block_min)
 			window_start(m, bmin);
-		next_d = next_daily(m, lmin);
-		next_s = next_settle(m, lmin);
+		if (lmin >= m->next_daily_min)
+			m->next_daily_min = next_daily(m, lmin);
+		if (lmin >= m->next_settle_min)
+			m->next_settle_min = next_settle(m, lmin);
 		cut_block = (bmin + SIM_BLOCK_MIN) * MIN_US - off_us;
-		cut_daily = next_d * MIN_US - off_us;
-		cut_settle = next_s * MIN_US - off_us;
-		reg = period_register(ctx, m, c, &tuntil);
+		cut_daily = m->next_daily_min * MIN_US - off_us;
+		cut_settle = m->next_settle_min * MIN_US - off_us;
+		reg = period_register(ctx, m, c, off_us, zuntil, &tuntil);
 		end = min64(t1 + m->skew_us, min64(cut_block, cut_daily));
 		end = min64(end, min64(cut_settle, min64(tuntil, zuntil)));
 		accumulate(m, reg, end - c);
@@ -235,9 +268,9 @@ integrate(sim_ctx *ctx, sim_meter *m, int64_t t1)
 		if (end == cut_block)
 			window_close(m, bmin + SIM_BLOCK_MIN);
 		if (end == cut_daily)
-			daily_freeze(m, next_d);
+			daily_freeze(m, m->next_daily_min);
 		if (end == cut_settle)
-			month_freeze(m, next_s);
+			month_freeze(m, m->next_settle_min);
 	}
 }
 
@@ -277,7 +310,7 @@ sim_meter_local_us(const sim_meter *m, int64_t t)
 }
 
 void
-sim_meter_start(sim_ctx *ctx, sim_meter *m, int64_t t, bool history)
+sim_meter_start(sim_meter *m, int64_t t, bool history)
 {
 	int64_t lmin = sim_floor_div(sim_meter_local_us(m, t), MIN_US);
 	int64_t start = t, smin, prev_s;
@@ -286,7 +319,7 @@ sim_meter_start(sim_ctx *ctx, sim_meter *m, int64_t t, bool history)
 
 	m->pending = SIM_PENDING_NONE;
 	m->pending_at = SIM_NEVER;
-	m->plan = NULL;
+	clock_jumped(m);
 	if (m->daily_min < 0 || m->daily_min >= 1440)
 		m->daily_min = 0;
 	if (m->settle_day == 0)
@@ -331,7 +364,8 @@ sim_meter_start(sim_ctx *ctx, sim_meter *m, int64_t t, bool history)
 		if (lmin - sim_floor_div(lmin, 1440) * 1440 == m->daily_min)
 			daily_freeze(m, lmin);
 	}
-	integrate(ctx, m, t);
+	/* the time since `start` is integrated by the first sim_meter_advance:
+	 * the same result, paid when the meter is first asked something */
 }
 
 int32_t
@@ -550,7 +584,7 @@ sim_meter_set_clock(sim_ctx *ctx, sim_meter *m, const dlt645_datetime *dt,
 	if (at <= new_lmin)
 		daily_freeze(m, new_lmin - (new_lmin - at) % 1440);
 	m->skew_us = sim_zone_to_utc(m->zone, new_local) - t;
-	m->plan = NULL;
+	clock_jumped(m);
 	window_start(m, sim_floor_div(new_lmin, SIM_BLOCK_MIN) * SIM_BLOCK_MIN);
 }
 
@@ -569,13 +603,17 @@ sim_meter_freeze(sim_ctx *ctx, sim_meter *m, const dlt645_freeze *f, int64_t t)
 		ring_push(&m->instants, m->instant, SIM_INSTANTS, &s);
 	}
 	else if (strcmp(kind, "daily") == 0)
+	{
 		m->daily_min = (int16_t) (f->hour * 60 + f->minute);
+		m->next_daily_min = INT64_MIN;
+	}
 	else if (strcmp(kind, "monthly") == 0)
 	{
 		if (f->day < 1 || f->day > 28)
 			return DLT645_SERR_OTHER;
 		m->settle_day = f->day;
 		m->settle_hour = f->hour;
+		m->next_settle_min = INT64_MIN;
 	}
 	else if (strcmp(kind, "hourly") != 0)
 		return DLT645_SERR_OTHER;

@@ -181,7 +181,7 @@ table_of(const sim_meter *m)
 }
 
 int32_t
-sim_profile_load_w(const sim_meter *m, int64_t local_min)
+sim_profile_load_w(sim_meter *m, int64_t local_min)
 {
 	int64_t day = sim_floor_div(local_min, 1440);
 	int mod = (int) (local_min - day * 1440);
@@ -192,14 +192,18 @@ sim_profile_load_w(const sim_meter *m, int64_t local_min)
 	int64_t a = tab[hour], b = tab[(hour + 1) % 24];
 	/* value at the middle of the window */
 	int64_t val = a + (b - a) * (2 * minute + SIM_BLOCK_MIN) / 120;
-	int64_t dayf = 1000 + sim_noise(m->seed, 11, day, 100);
 	int64_t winf =
 	    1000 + sim_noise(m->seed, 12, local_min / SIM_BLOCK_MIN, 80);
 	int64_t w;
 
+	if (day != m->day_n || m->day_f == 0)
+	{
+		m->day_n = day;
+		m->day_f = 1000 + sim_noise(m->seed, 11, day, 100);
+	}
 	if (m->kind == SIM_FACTORY && wd0 == 0)
 		val = val * 6 / 10; /* Sunday: below the Saturday table */
-	w = (int64_t) m->base_w * val / 1000 * dayf / 1000 * winf / 1000;
+	w = (int64_t) m->base_w * val * m->day_f / 1000 * winf / 1000000;
 	if (w > m->max_w)
 		w = m->max_w;
 	return (int32_t) (w > 0 ? w : 0);

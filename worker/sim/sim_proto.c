@@ -361,8 +361,12 @@ int
 sim_proto_announce(sim_ctx *ctx, sim_meter *m, uint8_t *out, size_t cap)
 {
 	int len = dlt645_build_address_reply(out, cap, m->preamble, m->addr);
+	int64_t t = sim_now(ctx);
 
 	if (len > 0 && ctx->truth)
-		sim_truth_line(ctx, m, sim_now(ctx), "address", "", m->addr_text, "");
+	{
+		sim_meter_advance(ctx, m, t); /* the truth line states the registers */
+		sim_truth_line(ctx, m, t, "address", "", m->addr_text, "");
+	}
 	return len;
 }

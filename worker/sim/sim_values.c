@@ -443,6 +443,7 @@ sim_values_write(sim_ctx *ctx, sim_meter *m, uint32_t di, const uint8_t *val,
 			return DLT645_SERR_OTHER;
 		m->settle_day = v.time.day;
 		m->settle_hour = v.time.hour;
+		m->next_settle_min = INT64_MIN;
 	}
 	else if (d1 == 0x01 && (d0 == 0x01 || d0 == 0x02 || d0 == 0x0C))
 		return write_clock(ctx, m, d0, &v, t);

@@ -34,14 +34,6 @@ static zone zones[MAX_ZONES];
 static int nzones;
 
 int64_t
-sim_floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-int64_t
 sim_days_from_civil(int y, int m, int d)
 {
 	int64_t era;

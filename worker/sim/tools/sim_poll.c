@@ -9,9 +9,14 @@
  *	  rate registers summing to the total, registers never going back) and
  *	  prints the frame rate.
  *
- *	  sim_poll PORT SECONDS [--per-gateway K] [--expect N]
- *	  Output: "frames=N seconds=S rate=R meters=M errors=E"; exit 1 on any
- *	  error or if fewer than N connections were seen (--expect).
+ *	  sim_poll PORT SECONDS [--per-gateway K] [--expect N] [--pipeline]
+ *	           [--hold] [--lenient]
+ *	  --pipeline  send the reads of all meters of a connection in one write
+ *	  --hold      only identify direct meters, then hold the connections
+ *	  --lenient   count errors but do not fail on them (fault injection)
+ *	  Output: "frames=N seconds=S rate=R connections=C identified=I
+ *	  errors=E"; exit 1 on any error (unless --lenient) or if fewer than N
+ *	  connections were seen (--expect).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,8 +38,9 @@ typedef struct pconn
 	int fd;
 	int identified;
 	int nmeters;
-	int next; /* meter to read next */
-	int step; /* 0 energy block, 1 status word */
+	int next;        /* meter to read next */
+	int step;        /* 0 energy block, 1 status word */
+	int outstanding; /* replies still expected */
 	int64_t last_total[MAX_METERS];
 	uint8_t addr[MAX_METERS][DLT645_ADDR_LEN];
 	char line[128];
@@ -41,8 +48,8 @@ typedef struct pconn
 	dlt645_stream rx;
 } pconn;
 
-static long long frames, errors;
-static int per_gateway;
+static long long frames, errors, identified;
+static int per_gateway, pipeline, hold, lenient;
 
 static int64_t
 now_us(void)
@@ -53,24 +60,51 @@ now_us(void)
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One request (or, with --pipeline, the whole batch) for the connection. */
 static void
 send_next(pconn *c)
 {
-	uint8_t buf[DLT645_MAX_WIRE];
-	int n;
+	uint8_t buf[2 * MAX_METERS * 20 + DLT645_MAX_WIRE];
+	int n = 0;
 
 	if (!c->identified)
 		n = dlt645_build_read_address(buf, sizeof(buf), 4);
+	else if (hold)
+		return;
+	else if (pipeline)
+	{
+		/* every meter of the connection: energy block and status word */
+		for (int i = 0; i < c->nmeters; i++)
+		{
+			n += dlt645_build_read(buf + n, sizeof(buf) - (size_t) n, 4,
+			                       c->addr[i], DLT645_DI_FORWARD_ACTIVE_BLOCK);
+			n += dlt645_build_read(buf + n, sizeof(buf) - (size_t) n, 4,
+			                       c->addr[i], DLT645_DI_STATUS_WORD_3);
+		}
+		c->outstanding = 2 * c->nmeters;
+	}
 	else
+	{
 		n = dlt645_build_read(buf, sizeof(buf), 4, c->addr[c->next],
 		                      c->step == 0 ? DLT645_DI_FORWARD_ACTIVE_BLOCK
 		                                   : DLT645_DI_STATUS_WORD_3);
+		c->outstanding = 1;
+	}
 	if (send(c->fd, buf, (size_t) n, MSG_NOSIGNAL) != n)
 		errors++;
 }
 
+static int
+meter_index(const pconn *c, const uint8_t *addr)
+{
+	for (int i = 0; i < c->nmeters; i++)
+		if (memcmp(c->addr[i], addr, DLT645_ADDR_LEN) == 0)
+			return i;
+	return -1;
+}
+
 static void
-check_energy(pconn *c, const dlt645_message *msg)
+check_energy(pconn *c, int k, const dlt645_message *msg)
 {
 	dlt645_value v[DLT645_MAX_VALUES];
 	int n = dlt645_message_values(msg, NULL, v, DLT645_MAX_VALUES, NULL, NULL);
@@ -83,20 +117,21 @@ check_energy(pconn *c, const dlt645_message *msg)
 	}
 	for (int i = 1; i < n; i++)
 		sum += v[i].num;
-	if ((n > 1 && sum != v[0].num) || v[0].num < c->last_total[c->next])
+	if ((n > 1 && sum != v[0].num) || v[0].num < c->last_total[k])
 	{
 		fprintf(stderr, "bad energy reply: total %lld rates %lld last %lld\n",
 		        (long long) v[0].num, (long long) sum,
-		        (long long) c->last_total[c->next]);
+		        (long long) c->last_total[k]);
 		errors++;
 	}
-	c->last_total[c->next] = v[0].num;
+	c->last_total[k] = v[0].num;
 }
 
 static void
 on_frame(pconn *c, const dlt645_frame *f)
 {
 	dlt645_message msg;
+	int k;
 
 	frames++;
 	if (dlt645_message_parse(f, &msg, NULL) != DLT645_OK || msg.abnormal)
@@ -111,20 +146,24 @@ on_frame(pconn *c, const dlt645_frame *f)
 		memcpy(c->addr[0], msg.data_address, DLT645_ADDR_LEN);
 		c->nmeters = 1;
 		c->identified = 1;
+		identified++;
+		send_next(c);
+		return;
 	}
-	else if (memcmp(msg.address, c->addr[c->next], DLT645_ADDR_LEN) != 0)
-		errors++;
-	else if (c->step == 0)
+	if ((k = meter_index(c, msg.address)) < 0)
 	{
-		check_energy(c, &msg);
-		c->step = 1;
+		errors++;
+		return;
 	}
-	else
+	if (msg.di == DLT645_DI_FORWARD_ACTIVE_BLOCK)
+		check_energy(c, k, &msg);
+	if (!pipeline && ++c->step == 2)
 	{
 		c->step = 0;
 		c->next = (c->next + 1) % c->nmeters;
 	}
-	send_next(c);
+	if (--c->outstanding <= 0)
+		send_next(c);
 }
 
 /* "GW000003" with K meters per gateway: meters 2K+1 .. 3K. */
@@ -147,6 +186,7 @@ on_register(pconn *c)
 		dlt645_address_parse(text, c->addr[i], NULL);
 	}
 	c->identified = 1;
+	identified++;
 	send_next(c);
 }
 
@@ -193,12 +233,25 @@ main(int argc, char **argv)
 		return 2;
 	}
 	seconds = atoi(argv[2]);
-	for (int i = 3; i + 1 < argc; i += 2)
+	for (int i = 3; i < argc; i++)
 	{
-		if (strcmp(argv[i], "--per-gateway") == 0)
-			per_gateway = atoi(argv[i + 1]);
-		else if (strcmp(argv[i], "--expect") == 0)
-			expect = atoi(argv[i + 1]);
+		if (strcmp(argv[i], "--per-gateway") == 0 && i + 1 < argc)
+			per_gateway = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc)
+			expect = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--pipeline") == 0)
+			pipeline = 1;
+		else if (strcmp(argv[i], "--hold") == 0)
+			hold = 1;
+		else if (strcmp(argv[i], "--lenient") == 0)
+			lenient = 1;
+	}
+	{
+		struct rlimit rl;
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	ls = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
