@@ -119,6 +119,12 @@ awk -v r="$rows" -v s="$secs" -v n="$copied" -v ms="$copy_ms" -v m="$METERS" -v 
 	printf "raw COPY of the same %d rows into prepaid.reading %.0f rows/s; ratio %.2f [targets: >= 100000/s, >= 0.50]\n", n, raw, e2e / raw }'
 
 # --- 3: idle connections; command latency on an idle daemon --------------
+# both programs need a descriptor per connection: stay under the hard limit
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$IDLE_CONNS" -gt $((hard - 200)) ]; then
+	echo "ingest memory: open-file hard limit $hard here: measuring $((hard - 200)) connections instead of $IDLE_CONNS"
+	IDLE_CONNS=$((hard - 200))
+fi
 fresh_db "$IDLE_CONNS"
 P=$(port)
 rm -rf "$TMP/spool"

@@ -31,6 +31,7 @@
 
 #define SEG_MAX        (64L << 20) /* start a new spool file after 64 MiB */
 #define RETRY_DELAY_US 1000000
+#define WRITER_QUEUE   3 /* closed batches waiting before polls slow down */
 
 typedef struct batch batch;
 struct batch
@@ -56,6 +57,7 @@ static batch *open_b;
 static batch *q_head, *q_tail;
 static int64_t next_no = 1;
 static long buffered;
+static int n_queued; /* closed batches not committed */
 static int seg_fd = -1;
 static uint32_t seg_cur;
 static off_t seg_size;
@@ -70,8 +72,7 @@ static bool w_duplicate;
 static void
 seg_path(uint32_t seq, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s/%s-%08u.spool", G.opts.spool_dir, G.opts.name,
-	         seq);
+	snprintf(buf, cap, "%s/%s-%08u.spool", G.opts.spool_dir, G.opts.name, seq);
 }
 
 static void
@@ -220,6 +221,10 @@ update_pause(void)
 		         "resumes",
 		         buffered);
 	}
+	/* PostgreSQL is up but behind: taking more readings now would only
+	 * spend CPU it needs; polls wait a moment (while it is down they go on
+	 * into the spool, up to --max-buffer) */
+	G.throttled = n_queued >= WRITER_QUEUE && writer && pgsess_ready(writer);
 	G.stats.readings_buffered = (uint64_t) buffered;
 }
 
@@ -234,6 +239,8 @@ enqueue_closed(batch *b)
 	else
 		q_head = b;
 	q_tail = b;
+	n_queued++;
+	update_pause();
 	start_send();
 }
 
@@ -247,9 +254,9 @@ batch_add(const char *line, size_t len)
 
 		open_b = batch_new(next_no++);
 		s->pending++;
-		spool_write(marker, (size_t) snprintf(marker, sizeof(marker),
-		                                       "B %lld\n",
-		                                       (long long) open_b->batch_no));
+		spool_write(marker,
+		            (size_t) snprintf(marker, sizeof(marker), "B %lld\n",
+		                              (long long) open_b->batch_no));
 	}
 	batch_append(open_b, line, len);
 	open_b->rows++;
@@ -279,9 +286,9 @@ batch_close_open(void)
 	if (b == NULL)
 		return;
 	batch_spool_flush();
-	spool_write(marker, (size_t) snprintf(marker, sizeof(marker),
-	                                      "E %lld %u\n",
-	                                      (long long) b->batch_no, b->rows));
+	spool_write(marker,
+	            (size_t) snprintf(marker, sizeof(marker), "E %lld %u\n",
+	                              (long long) b->batch_no, b->rows));
 	spool_sync();
 	open_b = NULL;
 	if (seg_size > SEG_MAX)
@@ -294,6 +301,7 @@ batch_timers(int64_t now)
 {
 	int64_t next = INT64_MAX;
 
+	update_pause(); /* the writer may have gone down or come back */
 	if (open_b)
 	{
 		int64_t due = open_b->opened + (int64_t) G.opts.batch_delay_ms * 1000;
@@ -346,7 +354,8 @@ write_step(pgsess *s, pgop *op, int n)
 	if (n == 1)
 	{
 		char sql[512];
-		char *name = PQescapeLiteral(s->conn, G.opts.name, strlen(G.opts.name));
+		char *name =
+		    PQescapeLiteral(s->conn, G.opts.name, strlen(G.opts.name));
 		bool ok;
 
 		if (name == NULL)
@@ -425,6 +434,7 @@ write_done(pgsess *s, pgop *op, pgop_outcome outcome, const char *err)
 		          (long long) b->batch_no, (long long) w_inserted, b->rows);
 	}
 	buffered -= b->rows;
+	n_queued--;
 	update_pause();
 	q_head = b->next;
 	if (q_head == NULL)
@@ -594,16 +604,16 @@ batch_init(pgsess *w, int64_t last_committed)
 			continue;
 		}
 		b->seg = seg_cur;
-		spool_write(marker, (size_t) snprintf(marker, sizeof(marker),
-		                                      "B %lld\n",
-		                                      (long long) b->batch_no));
+		spool_write(marker,
+		            (size_t) snprintf(marker, sizeof(marker), "B %lld\n",
+		                              (long long) b->batch_no));
 		spool_write(b->buf, b->len);
-		spool_write(marker, (size_t) snprintf(marker, sizeof(marker),
-		                                      "E %lld %u\n",
-		                                      (long long) b->batch_no,
-		                                      b->rows));
+		spool_write(marker,
+		            (size_t) snprintf(marker, sizeof(marker), "E %lld %u\n",
+		                              (long long) b->batch_no, b->rows));
 		b->spooled = b->len;
 		segs[n_segs - 1].pending++;
+		n_queued++;
 		buffered += b->rows;
 		replayed += b->rows;
 		requeued++;

@@ -123,12 +123,12 @@ record(meter *m, command *c, const char *status, const char *reply,
 	char head[512];
 	int n;
 
-	n = snprintf(head, sizeof(head),
-	             "%s{\"command_id\": %lld, \"status\": \"%s\", \"relay_actual\": "
-	             "%s, \"error\": ",
-	             pending_n ? ", " : "[", (long long) c->command_id, status,
-	             relay_open < 0 ? "null"
-	                            : (relay_open ? "\"open\"" : "\"closed\""));
+	n = snprintf(
+	    head, sizeof(head),
+	    "%s{\"command_id\": %lld, \"status\": \"%s\", \"relay_actual\": "
+	    "%s, \"error\": ",
+	    pending_n ? ", " : "[", (long long) c->command_id, status,
+	    relay_open < 0 ? "null" : (relay_open ? "\"open\"" : "\"closed\""));
 	json_append(head, (size_t) n);
 	if (error)
 	{
@@ -265,9 +265,9 @@ take_claimed(const PGresult *res)
 			if (strcmp(kinds[k].name, c->name) == 0)
 				c->kind = (uint8_t) kinds[k].kind;
 		c->attempts = atoi(PQgetvalue(res, i, 4));
-		c->has_di = !PQgetisnull(res, i, 5) &&
-		            dlt645_di_parse(PQgetvalue(res, i, 5), &c->di, NULL) ==
-		                DLT645_OK;
+		c->has_di =
+		    !PQgetisnull(res, i, 5) &&
+		    dlt645_di_parse(PQgetvalue(res, i, 5), &c->di, NULL) == DLT645_OK;
 		snprintf(c->value, sizeof(c->value), "%s", PQgetvalue(res, i, 6));
 		c->tz_offset_s = atoi(PQgetvalue(res, i, 7));
 		c->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
@@ -299,8 +299,7 @@ claim_step(pgsess *s, pgop *op, int n)
 		return false;
 	claim_again = false;
 	return pgsess_send_params(
-	    s, "SELECT * FROM prepaid.ingest_claim_commands($1, 1000)", 1,
-	    params);
+	    s, "SELECT * FROM prepaid.ingest_claim_commands($1, 1000)", 1, params);
 }
 
 static void
@@ -325,9 +324,8 @@ claim_done(pgsess *s, pgop *op, pgop_outcome outcome, const char *err)
 		command_claim_soon();
 }
 
-static pgop claim_op = {.step = claim_step,
-                        .result = claim_result,
-                        .done = claim_done};
+static pgop claim_op = {
+    .step = claim_step, .result = claim_result, .done = claim_done};
 
 void
 command_claim_soon(void)
@@ -394,8 +392,8 @@ control_n1(const command *c)
 static void
 meter_local_time(const command *c, int64_t plus_s, dlt645_datetime *t)
 {
-	time_t sec = (time_t) (simclock_now(&G.clock) / 1000000 + c->tz_offset_s +
-	                       plus_s);
+	time_t sec =
+	    (time_t) (simclock_now(&G.clock) / 1000000 + c->tz_offset_s + plus_s);
 	struct tm tm;
 
 	gmtime_r(&sec, &tm);
@@ -508,10 +506,9 @@ command_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func,
 				meter_local_time(c, 3600, &until);
 				*func = DLT645_FN_CONTROL;
 				*di = 0;
-				return dlt645_build_control(buf, cap, 4, m->addr,
-				                            G.opts.password,
-				                            G.opts.operator_code,
-				                            control_n1(c), 0, &until);
+				return dlt645_build_control(
+				    buf, cap, 4, m->addr, G.opts.password,
+				    G.opts.operator_code, control_n1(c), 0, &until);
 			}
 			case K_TIME_SYNC:
 			{
@@ -574,7 +571,6 @@ command_sent_noreply(meter *m)
 
 /* --- replies ---------------------------------------------------------------- */
 
-
 /* Does status word 3 show what the command asked for? -1: no target. */
 static int
 state_matches(const command *c, int64_t sw3)
@@ -600,8 +596,8 @@ state_matches(const command *c, int64_t sw3)
 static void
 serr_text(const dlt645_message *msg, char *buf, size_t cap)
 {
-	size_t n = (size_t) snprintf(buf, cap, "meter refused (SERR %02X",
-	                             msg->serr);
+	size_t n =
+	    (size_t) snprintf(buf, cap, "meter refused (SERR %02X", msg->serr);
 
 	for (unsigned bit = 0; bit < 8u * msg->serr_len && n < cap; bit++)
 		if (msg->serr & (1u << bit))
@@ -630,8 +626,9 @@ static void
 readback_reply(meter *m, command *c, const dlt645_message *msg)
 {
 	dlt645_value v;
-	int n = msg->abnormal ? -1
-	                      : dlt645_message_values(msg, NULL, &v, 1, NULL, NULL);
+	int n = msg->abnormal
+	            ? -1
+	            : dlt645_message_values(msg, NULL, &v, 1, NULL, NULL);
 	char reply[160];
 	int match;
 	bool open;
@@ -693,8 +690,8 @@ read_reply(meter *m, command *c, const dlt645_message *msg)
 {
 	dlt645_value vals[DLT645_MAX_VALUES];
 	const dlt645_di_def *def = NULL;
-	int n = dlt645_message_values(msg, NULL, vals, DLT645_MAX_VALUES, &def,
-	                              NULL);
+	int n =
+	    dlt645_message_values(msg, NULL, vals, DLT645_MAX_VALUES, &def, NULL);
 	char reply[4096], di[9];
 	size_t len;
 
@@ -724,8 +721,9 @@ read_reply(meter *m, command *c, const dlt645_message *msg)
 			    dlt645_rescale(vals[i].num, vals[i].decimals, 3, &wh) !=
 			        DLT645_OK)
 				break;
-			len += (size_t) snprintf(reply + len, sizeof(reply) - len, "%s%lld",
-			                         i > 1 ? ", " : "", (long long) wh);
+			len +=
+			    (size_t) snprintf(reply + len, sizeof(reply) - len, "%s%lld",
+			                      i > 1 ? ", " : "", (long long) wh);
 		}
 		len += (size_t) snprintf(reply + len, sizeof(reply) - len, "]");
 	}

@@ -193,10 +193,10 @@ first_contact(void)
 			PGresult *start = PQexecParams(
 			    conn, "SELECT prepaid.ingest_start($1, $2::integer)", 2, NULL,
 			    params, NULL, NULL, 0);
-			PGresult *gws = PQexec(conn,
-			                       "SELECT * FROM prepaid.ingest_gateway_map()");
-			PGresult *ms = PQexec(conn,
-			                      "SELECT * FROM prepaid.ingest_meter_map()");
+			PGresult *gws =
+			    PQexec(conn, "SELECT * FROM prepaid.ingest_gateway_map()");
+			PGresult *ms =
+			    PQexec(conn, "SELECT * FROM prepaid.ingest_meter_map()");
 
 			if (PQresultStatus(start) == PGRES_TUPLES_OK &&
 			    PQresultStatus(gws) == PGRES_TUPLES_OK &&
@@ -214,14 +214,12 @@ first_contact(void)
 				PQfinish(conn);
 				return last;
 			}
-			log_error("start-up queries failed: %s",
-			          PQresultErrorMessage(PQresultStatus(start) ==
-			                                       PGRES_TUPLES_OK
-			                                   ? (PQresultStatus(gws) ==
-			                                              PGRES_TUPLES_OK
-			                                          ? ms
-			                                          : gws)
-			                                   : start));
+			log_error(
+			    "start-up queries failed: %s",
+			    PQresultErrorMessage(
+			        PQresultStatus(start) == PGRES_TUPLES_OK
+			            ? (PQresultStatus(gws) == PGRES_TUPLES_OK ? ms : gws)
+			            : start));
 			PQclear(start);
 			PQclear(gws);
 			PQclear(ms);
@@ -304,8 +302,7 @@ run_timers(int64_t now)
 		{
 			if (pgsess_ready(&reports))
 				meters_reload(&reports);
-			next_reload =
-			    now + (int64_t) G.opts.reload_interval_s * 1000000;
+			next_reload = now + (int64_t) G.opts.reload_interval_s * 1000000;
 		}
 		next = min64(next, next_reload);
 	}
@@ -408,8 +405,8 @@ main(int argc, char **argv)
 			}
 			next = min64(next, drain_deadline);
 		}
-		timeout_ms = next == INT64_MAX ? 1000
-		                               : (next - G.now_mono + 999) / 1000;
+		timeout_ms =
+		    next == INT64_MAX ? 1000 : (next - G.now_mono + 999) / 1000;
 		if (timeout_ms < 0)
 			timeout_ms = 0;
 		if (timeout_ms > 1000)

@@ -62,8 +62,8 @@ meters_by_addr(const uint8_t addr[DLT645_ADDR_LEN])
 
 	if (!addr_buckets)
 		return NULL;
-	for (i = addr_buckets[hash_bytes(addr, DLT645_ADDR_LEN) & meter_mask];
-	     i; i = meters[i - 1]->addr_next)
+	for (i = addr_buckets[hash_bytes(addr, DLT645_ADDR_LEN) & meter_mask]; i;
+	     i = meters[i - 1]->addr_next)
 	{
 		meter *m = meters[i - 1];
 
@@ -220,8 +220,9 @@ rebuild_members(void)
 static int64_t
 field_i64(const PGresult *r, int row, int col)
 {
-	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col),
-	                                              NULL, 10);
+	return PQgetisnull(r, row, col)
+	           ? 0
+	           : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
 static void
@@ -263,7 +264,8 @@ apply_meters(const PGresult *r)
 
 	for (uint32_t i = 0; i < n_meters; i++)
 		meters[i]->flags &= (uint8_t) ~M_IN_DB;
-	grown = realloc(meters, sizeof(meter *) * (n_meters + (uint32_t) rows + 1));
+	grown =
+	    realloc(meters, sizeof(meter *) * (n_meters + (uint32_t) rows + 1));
 	if (grown == NULL)
 	{
 		log_error("out of memory loading %d meters", rows);
@@ -277,8 +279,7 @@ apply_meters(const PGresult *r)
 		uint8_t addr[DLT645_ADDR_LEN];
 		bool moved;
 
-		if (dlt645_address_parse(PQgetvalue(r, i, 2), addr, NULL) !=
-		    DLT645_OK)
+		if (dlt645_address_parse(PQgetvalue(r, i, 2), addr, NULL) != DLT645_OK)
 		{
 			log_warn("meter %lld has an invalid address \"%s\"; ignored",
 			         (long long) id, PQgetvalue(r, i, 2));
@@ -351,14 +352,14 @@ reload_result(pgsess *s, pgop *op, int n, const PGresult *res)
 	if (n == 0)
 	{
 		PQclear(reload_gateways);
-		reload_gateways = PQcopyResult(res, PG_COPYRES_TUPLES |
-		                                        PG_COPYRES_ATTRS);
+		reload_gateways =
+		    PQcopyResult(res, PG_COPYRES_TUPLES | PG_COPYRES_ATTRS);
 	}
 	else
 	{
 		PQclear(reload_meters);
-		reload_meters = PQcopyResult(res, PG_COPYRES_TUPLES |
-		                                      PG_COPYRES_ATTRS);
+		reload_meters =
+		    PQcopyResult(res, PG_COPYRES_TUPLES | PG_COPYRES_ATTRS);
 	}
 }
 
@@ -381,9 +382,8 @@ reload_done(pgsess *s, pgop *op, pgop_outcome outcome, const char *err)
 	reload_meters = reload_gateways = NULL;
 }
 
-static pgop reload_op = {.step = reload_step,
-                         .result = reload_result,
-                         .done = reload_done};
+static pgop reload_op = {
+    .step = reload_step, .result = reload_result, .done = reload_done};
 
 void
 meters_reload(pgsess *s)

@@ -29,11 +29,11 @@
 #include "poller.h"
 #include "report.h"
 
-#define OUT_CAP       1024 /* unsent bytes a slow socket may hold */
-#define JSON_CAP      255  /* longest registration/heartbeat line */
-#define READ_BUF      65536
-#define ACCEPT_BURST  512
-#define MAX_TIMEOUTS  3 /* consecutive request timeouts close a socket */
+#define OUT_CAP        1024 /* unsent bytes a slow socket may hold */
+#define JSON_CAP       255  /* longest registration/heartbeat line */
+#define READ_BUF       65536
+#define ACCEPT_BURST   512
+#define MAX_TIMEOUTS   3 /* consecutive request timeouts close a socket */
 #define FRAME_PREAMBLE 4
 
 static evsrc listen_ev = {EV_LISTEN};
@@ -43,6 +43,7 @@ static conn *t_head, *t_tail; /* requests in flight and ident waits */
 static conn *i_head, *i_tail; /* every open connection by last_rx */
 static conn *graveyard;       /* closed this turn (t_next reused) */
 static uint32_t open_count;
+static int64_t accept_resume_at; /* accepting paused (out of files) until */
 
 static void conn_close(conn *c, const char *why);
 static void conn_kick(conn *c);
@@ -274,8 +275,8 @@ work_remove(conn *c, meter *m)
 }
 
 static void
-send_request(conn *c, meter *m, uint8_t purpose, const uint8_t *frame,
-             int len, uint8_t func, uint32_t di)
+send_request(conn *c, meter *m, uint8_t purpose, const uint8_t *frame, int len,
+             uint8_t func, uint32_t di)
 {
 	c->req = purpose;
 	c->req_meter = m;
@@ -535,8 +536,7 @@ identify_meter(conn *c, const uint8_t addr[DLT645_ADDR_LEN],
 }
 
 static void
-bad_frame(conn *c, const dlt645_error *err, const uint8_t *bytes,
-          size_t len)
+bad_frame(conn *c, const dlt645_error *err, const uint8_t *bytes, size_t len)
 {
 	char detail[224], peer[64], e[128];
 
@@ -588,8 +588,7 @@ on_frame(conn *c, const dlt645_frame *f)
 	}
 	report_seen(m);
 	if (c->req == REQ_NONE || c->req_meter != m || msg.func != c->req_func ||
-	    (!msg.abnormal && (msg.fields & DLT645_HAS_DI) &&
-	     msg.di != c->req_di))
+	    (!msg.abnormal && (msg.fields & DLT645_HAS_DI) && msg.di != c->req_di))
 	{
 		G.stats.rejected_unexpected++;
 		return;
@@ -818,9 +817,17 @@ accept_all(void)
 		if (fd < 0)
 		{
 			if (errno == EMFILE || errno == ENFILE)
-				log_warn("cannot accept: %s (raise --max-connections or "
-				         "the file limit)",
-				         strerror(errno));
+			{
+				/* the listening socket stays readable: stop watching it for a
+				 * second instead of spinning on accept */
+				struct epoll_event off = {.events = 0, .data.ptr = &listen_ev};
+
+				log_warn("cannot accept: %s with %u connections open (raise "
+				         "the open-file limit); accepting again in 1 s",
+				         strerror(errno), open_count);
+				epoll_ctl(G.epfd, EPOLL_CTL_MOD, listen_fd, &off);
+				accept_resume_at = G.now_mono + 1000000;
+			}
 			else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			         errno != EINTR && errno != ECONNABORTED)
 				log_warn("accept: %s", strerror(errno));
@@ -930,8 +937,8 @@ net_event(evsrc *ev, uint32_t events)
 		return;
 	if ((events & EPOLLOUT) && c->out_len)
 		conn_flush(c);
-	if (c->state != CS_CLOSED && (events & (EPOLLIN | EPOLLERR | EPOLLHUP |
-	                                        EPOLLRDHUP)))
+	if (c->state != CS_CLOSED &&
+	    (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
 		conn_readable(c);
 }
 
@@ -949,8 +956,8 @@ request_timeout(conn *c)
 	{
 		/* the device stayed silent: ask the line for its address */
 		len = dlt645_build_read_address(frame, sizeof(frame), FRAME_PREAMBLE);
-		send_request(c, NULL, REQ_IDENT, frame, len,
-		             DLT645_FN_READ_ADDRESS, 0);
+		send_request(c, NULL, REQ_IDENT, frame, len, DLT645_FN_READ_ADDRESS,
+		             0);
 		return;
 	}
 	G.stats.request_timeouts++;
@@ -980,6 +987,13 @@ net_timers(int64_t now)
 {
 	int64_t idle_us = (int64_t) G.opts.idle_timeout_s * 1000000;
 
+	if (accept_resume_at && now >= accept_resume_at && listen_fd >= 0)
+	{
+		struct epoll_event on = {.events = EPOLLIN, .data.ptr = &listen_ev};
+
+		epoll_ctl(G.epfd, EPOLL_CTL_MOD, listen_fd, &on);
+		accept_resume_at = 0;
+	}
 	while (t_head && t_head->req_deadline <= now)
 		request_timeout(t_head);
 	while (i_head && now - i_head->last_rx >= idle_us)
@@ -989,6 +1003,8 @@ net_timers(int64_t now)
 
 		if (i_head && i_head->last_rx + idle_us < next)
 			next = i_head->last_rx + idle_us;
+		if (accept_resume_at && accept_resume_at < next)
+			next = accept_resume_at;
 		return next;
 	}
 }

@@ -44,23 +44,27 @@ static const char usage_text[] =
     "  --batch-size=N           readings per COPY batch (default 5000)\n"
     "  --batch-delay=MS         flush a batch at most MS after its first\n"
     "                           reading (default 500)\n"
-    "  --max-buffer=N           readings held while PostgreSQL is slow or down;\n"
+    "  --max-buffer=N           readings held while PostgreSQL is slow or "
+    "down;\n"
     "                           beyond it polls are delayed, never dropped\n"
     "                           (default 1000000)\n"
     "  --spool-dir=DIR          spool directory (default "
     "/var/lib/prepaid-ingest)\n"
     "  --spool-sync=batch|none  fdatasync the spool when a batch closes "
     "(default\n"
-    "                           batch; none survives a crash of the daemon but\n"
+    "                           batch; none survives a crash of the daemon "
+    "but\n"
     "                           not of the machine)\n"
     "  --time-scale=N           accelerated time: simulated = T + (wall - "
     "start) x N\n"
     "  --time-start=T           T: now, now-30d, Unix seconds or\n"
-    "                           YYYY-MM-DDThh:mm:ssZ (default now); T@W: T is\n"
+    "                           YYYY-MM-DDThh:mm:ssZ (default now); T@W: T "
+    "is\n"
     "                           the simulated time at Unix time W (seconds,\n"
     "                           decimals allowed), so programs started apart\n"
     "                           agree (prepaid-sim takes the same form)\n"
-    "  --replay=FILE            backfill: decode '<ISO time> <hex frame>' lines\n"
+    "  --replay=FILE            backfill: decode '<ISO time> <hex frame>' "
+    "lines\n"
     "                           and write their readings, then exit\n"
     "\n"
     "Timing\n"
@@ -92,8 +96,10 @@ static const char usage_text[] =
     "  --stats-port=PORT        plain-text counters on 127.0.0.1:PORT (off)\n"
     "  --help, --version\n"
     "\n"
-    "Signals: SIGTERM/SIGINT drain and flush, then exit 0; SIGHUP reloads the\n"
-    "meter map and the log level (PREPAID_INGEST_LOG_LEVEL); SIGUSR1 logs the\n"
+    "Signals: SIGTERM/SIGINT drain and flush, then exit 0; SIGHUP reloads "
+    "the\n"
+    "meter map and the log level (PREPAID_INGEST_LOG_LEVEL); SIGUSR1 logs "
+    "the\n"
     "counters. Environment: PREPAID_INGEST_LOG_LEVEL sets the default level.\n"
     "The spool (one file per 64 MiB, <name>-<seq>.spool) holds every reading\n"
     "until its batch is committed; it is replayed at start.\n";
@@ -113,8 +119,9 @@ num_arg(const char *name, const char *v, long lo, long hi)
 
 	if (end == v || *end != '\0' || n < lo || n > hi)
 	{
-		fprintf(stderr, "prepaid-ingest: --%s: expected an integer in "
-		                "[%ld, %ld], got \"%s\"\n",
+		fprintf(stderr,
+		        "prepaid-ingest: --%s: expected an integer in "
+		        "[%ld, %ld], got \"%s\"\n",
 		        name, lo, hi, v);
 		exit(2);
 	}
@@ -126,8 +133,7 @@ hex4_arg(const char *name, const char *v, uint8_t out[4])
 {
 	if (strlen(v) != 8 || hex_decode(v, out, 4) != 4)
 	{
-		fprintf(stderr, "prepaid-ingest: --%s: expected 8 hex digits\n",
-		        name);
+		fprintf(stderr, "prepaid-ingest: --%s: expected 8 hex digits\n", name);
 		exit(2);
 	}
 }
@@ -303,16 +309,16 @@ apply(int c, const char *arg, ingest_opts *o)
 		case O_NAME:
 			if (!arg[0] || strlen(arg) >= sizeof(o->name))
 			{
-				fprintf(stderr, "prepaid-ingest: --name: 1 to %zu "
-				                "characters\n",
+				fprintf(stderr,
+				        "prepaid-ingest: --name: 1 to %zu "
+				        "characters\n",
 				        sizeof(o->name) - 1);
 				exit(2);
 			}
 			strcpy(o->name, arg);
 			break;
 		case O_MAXCONN:
-			o->max_connections = num_arg("max-connections", arg, 16,
-			                             10000000);
+			o->max_connections = num_arg("max-connections", arg, 16, 10000000);
 			break;
 		case O_POLL:
 			if (strcmp(arg, "energy") == 0)
@@ -329,8 +335,7 @@ apply(int c, const char *arg, ingest_opts *o)
 			o->batch_size = (int) num_arg("batch-size", arg, 1, 1000000);
 			break;
 		case O_BATCH_DELAY:
-			o->batch_delay_ms =
-			    (int) num_arg("batch-delay", arg, 1, 3600000);
+			o->batch_delay_ms = (int) num_arg("batch-delay", arg, 1, 3600000);
 			break;
 		case O_MAX_BUFFER:
 			o->max_buffer = num_arg("max-buffer", arg, 1, 1000000000);
@@ -358,8 +363,9 @@ apply(int c, const char *arg, ingest_opts *o)
 			if (simclock_parse_start(strchr(arg, '@') ? "now" : arg,
 			                         &o->time_start_us) != 0)
 			{
-				fprintf(stderr, "prepaid-ingest: --time-start: not a time: "
-				                "\"%s\"\n",
+				fprintf(stderr,
+				        "prepaid-ingest: --time-start: not a time: "
+				        "\"%s\"\n",
 				        arg);
 				exit(2);
 			}

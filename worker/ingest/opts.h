@@ -27,7 +27,7 @@ typedef struct ingest_opts
 	long max_buffer; /* readings buffered before polls are held back */
 	poll_mode poll;
 	int64_t time_scale;
-	int64_t time_start_us; /* simulated start; 0 = now */
+	int64_t time_start_us;       /* simulated start; 0 = now */
 	const char *time_start_text; /* as given (T or T@W) */
 	int request_timeout_ms;
 	int ident_wait_ms;

@@ -15,7 +15,8 @@
 #include "net.h"
 #include "reading.h"
 
-#define RUN_BURST 20000 /* polls started per loop turn at most */
+#define RUN_BURST 20000  /* polls started per loop turn at most */
+#define RETRY_US  200000 /* a held-back poll is tried again after 0.2 s */
 
 struct poll_state
 {
@@ -25,12 +26,16 @@ struct poll_state
 
 static const uint32_t energy_dis[] = {DLT645_DI_FORWARD_ACTIVE_BLOCK,
                                       DLT645_DI_STATUS_WORD_3};
-static const uint32_t full_dis[] = {
-    DLT645_DI_FORWARD_ACTIVE_BLOCK, DLT645_DI_VOLTAGE_BLOCK,
-    DLT645_DI_CURRENT_BLOCK,        DLT645_DI_ACTIVE_POWER_BLOCK,
-    DLT645_DI_POWER_FACTOR_TOTAL,   DLT645_DI_FREQUENCY,
-    DLT645_DI_ACTIVE_DEMAND,        DLT645_DI_STATUS_WORD_3,
-    DLT645_DI_DATE,                 DLT645_DI_TIME};
+static const uint32_t full_dis[] = {DLT645_DI_FORWARD_ACTIVE_BLOCK,
+                                    DLT645_DI_VOLTAGE_BLOCK,
+                                    DLT645_DI_CURRENT_BLOCK,
+                                    DLT645_DI_ACTIVE_POWER_BLOCK,
+                                    DLT645_DI_POWER_FACTOR_TOTAL,
+                                    DLT645_DI_FREQUENCY,
+                                    DLT645_DI_ACTIVE_DEMAND,
+                                    DLT645_DI_STATUS_WORD_3,
+                                    DLT645_DI_DATE,
+                                    DLT645_DI_TIME};
 
 /* The heap holds the due time next to the pointer: sifting compares
  * without touching the meters (a cache miss each). */
@@ -198,9 +203,17 @@ poller_run(int64_t now)
 	{
 		meter *m = heap[0].m;
 
+		if (m->conn && !m->poll && (G.paused || G.throttled) && !G.stopping)
+		{
+			/* held back: try again shortly, the slot is not lost */
+			G.stats.polls_delayed++;
+			heap[0].due = m->due_mono = now + RETRY_US;
+			sift_down(0);
+			continue;
+		}
 		if (m->conn == NULL)
 			G.stats.polls_skipped++;
-		else if (m->poll || G.paused || G.stopping)
+		else if (m->poll || G.stopping)
 			G.stats.polls_delayed++;
 		else
 		{
@@ -225,8 +238,7 @@ poller_run(int64_t now)
 /* --- polls ------------------------------------------------------------------ */
 
 int
-poller_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func,
-               uint32_t *di)
+poller_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func, uint32_t *di)
 {
 	int n;
 	const uint32_t *dis = poll_dis(&n);

@@ -59,8 +59,8 @@ int
 reading_apply(reading *r, const meter *m, const dlt645_message *msg)
 {
 	dlt645_value vals[DLT645_MAX_VALUES];
-	int n = dlt645_message_values(msg, NULL, vals, DLT645_MAX_VALUES, NULL,
-	                              NULL);
+	int n =
+	    dlt645_message_values(msg, NULL, vals, DLT645_MAX_VALUES, NULL, NULL);
 
 	if (n < 0)
 		return -1;
@@ -194,10 +194,9 @@ reading_render(const reading *r, const meter *m, char *buf)
 	if ((r->have & (R_DATE | R_TIME)) == (R_DATE | R_TIME))
 	{
 		*p++ = '\t';
-		p += dlt645_datetime_format(&r->clock,
-		                            DLT645_DT_DATE | DLT645_DT_HM |
-		                                DLT645_DT_SECONDS,
-		                            p, 24);
+		p += dlt645_datetime_format(
+		    &r->clock, DLT645_DT_DATE | DLT645_DT_HM | DLT645_DT_SECONDS, p,
+		    24);
 	}
 	else
 		p = put_null(p);

@@ -14,16 +14,16 @@
 #include "ingest.h"
 
 /* reading.have */
-#define R_ENERGY   0x0001
-#define R_VOLTAGE  0x0002 /* some of volt[] (see volt_have) */
-#define R_CURRENT  0x0004
-#define R_POWER    0x0008
-#define R_PF       0x0010
-#define R_FREQ     0x0020
-#define R_DEMAND   0x0040
-#define R_SW3      0x0080
-#define R_DATE     0x0100
-#define R_TIME     0x0200
+#define R_ENERGY  0x0001
+#define R_VOLTAGE 0x0002 /* some of volt[] (see volt_have) */
+#define R_CURRENT 0x0004
+#define R_POWER   0x0008
+#define R_PF      0x0010
+#define R_FREQ    0x0020
+#define R_DEMAND  0x0040
+#define R_SW3     0x0080
+#define R_DATE    0x0100
+#define R_TIME    0x0200
 
 #define READING_MAX_RATES 8
 
@@ -35,12 +35,12 @@ typedef struct reading
 	uint8_t volt_have, cur_have, pw_have; /* bit i: element i present */
 	int64_t energy_wh;
 	int64_t rate_wh[READING_MAX_RATES];
-	int64_t volt[3];  /* 0.1 V */
-	int64_t cur[3];   /* 0.001 A */
-	int64_t pw[4];    /* 0.0001 kW: total, A, B, C */
-	int64_t pf;       /* 0.001 */
-	int64_t freq;     /* 0.01 Hz */
-	int64_t demand;   /* 0.0001 kW */
+	int64_t volt[3]; /* 0.1 V */
+	int64_t cur[3];  /* 0.001 A */
+	int64_t pw[4];   /* 0.0001 kW: total, A, B, C */
+	int64_t pf;      /* 0.001 */
+	int64_t freq;    /* 0.01 Hz */
+	int64_t demand;  /* 0.0001 kW */
 	int64_t sw3;
 	dlt645_datetime clock; /* meter local date (R_DATE) and time (R_TIME) */
 } reading;

@@ -64,8 +64,8 @@ replay_line(char *line, long lineno)
 		return -1;
 	}
 	n = hex_decode(sp + 1, bytes, sizeof(bytes));
-	if (n <= 0 || dlt645_frame_decode(bytes, (size_t) n, &f, &err) !=
-	                  DLT645_OK ||
+	if (n <= 0 ||
+	    dlt645_frame_decode(bytes, (size_t) n, &f, &err) != DLT645_OK ||
 	    dlt645_message_parse(&f, &msg, &err) != DLT645_OK)
 	{
 		G.stats.rejected_bad_frame++;

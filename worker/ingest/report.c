@@ -29,7 +29,7 @@ typedef struct strbuf
 } strbuf;
 
 static pgsess *session;
-static meter *presence_head;  /* meters whose state or liveness changed */
+static meter *presence_head; /* meters whose state or liveness changed */
 static int64_t next_flush, next_stats, next_prune;
 static strbuf quarantine_json; /* collected items */
 static int n_quarantine;
@@ -37,8 +37,8 @@ static int bad_frame_tokens = BAD_FRAME_BURST;
 static int64_t bad_frame_refill;
 
 /* what the presence operation sends (built when it starts) */
-static strbuf sql_connected, sql_disconnected, sql_seen, sql_gw_on,
-    sql_gw_off, sending_quarantine;
+static strbuf sql_connected, sql_disconnected, sql_seen, sql_gw_on, sql_gw_off,
+    sending_quarantine;
 static char stats_buf[8192];
 static bool connected_added;
 
@@ -78,7 +78,8 @@ sb_id(strbuf *b, int64_t id)
 	char num[24];
 
 	sb_add(b, b->len > 1 ? "," : "", b->len > 1 ? 1 : 0);
-	sb_add(b, num, (size_t) snprintf(num, sizeof(num), "%lld", (long long) id));
+	sb_add(b, num,
+	       (size_t) snprintf(num, sizeof(num), "%lld", (long long) id));
 }
 
 static void
@@ -104,8 +105,9 @@ sb_json_str(strbuf *b, const char *s)
 			sb_add(b, esc, 2);
 		}
 		else if ((unsigned char) *s < 0x20)
-			sb_add(b, esc, (size_t) snprintf(esc, sizeof(esc), "\\u%04x",
-			                                 (unsigned char) *s));
+			sb_add(b, esc,
+			       (size_t) snprintf(esc, sizeof(esc), "\\u%04x",
+			                         (unsigned char) *s));
 		else
 			sb_add(b, s, 1);
 	}
@@ -166,7 +168,8 @@ report_quarantine(const char *reason, const char *detail, const meter *m,
 	sb_json_str(&quarantine_json, detail);
 	if (m)
 	{
-		snprintf(num, sizeof(num), ", \"meter_id\": %lld, \"property_id\": %lld",
+		snprintf(num, sizeof(num),
+		         ", \"meter_id\": %lld, \"property_id\": %lld",
 		         (long long) m->meter_id, (long long) m->property_id);
 		sb_str(&quarantine_json, num);
 	}
@@ -257,8 +260,8 @@ presence_step(pgsess *s, pgop *op, int n)
 	(void) op;
 	if (n == 0)
 	{
-		const char *p[6] = {G.opts.name,  sql_connected.p, sql_disconnected.p,
-		                    sql_seen.p,   sql_gw_on.p,     sql_gw_off.p};
+		const char *p[6] = {G.opts.name, sql_connected.p, sql_disconnected.p,
+		                    sql_seen.p,  sql_gw_on.p,     sql_gw_off.p};
 
 		return pgsess_send_params(s,
 		                          "SELECT prepaid.ingest_presence($1, $2, $3, "

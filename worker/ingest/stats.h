@@ -16,7 +16,7 @@
 	X(connections_replaced, "older sockets closed by a newer one")            \
 	X(meters_connected, "meters reachable now")                               \
 	X(gateways_connected, "gateways connected now")                           \
-	X(frames_in, "good frames received")                                     \
+	X(frames_in, "good frames received")                                      \
 	X(frames_out, "frames sent")                                              \
 	X(bytes_in, "bytes received")                                             \
 	X(bytes_out, "bytes sent")                                                \
@@ -27,19 +27,19 @@
 	X(rejected_unknown_gateway, "connections closed: unknown gateway serial") \
 	X(rejected_bad_json, "gateway lines that are not valid registration")     \
 	X(rejected_unexpected, "frames that answer no request")                   \
-	X(rejected_value, "reply values that could not be decoded")              \
+	X(rejected_value, "reply values that could not be decoded")               \
 	X(abnormal_replies, "abnormal (error) replies from meters")               \
 	X(request_timeouts, "requests without a reply in time")                   \
 	X(polls_started, "polls started")                                         \
 	X(polls_failed, "polls abandoned (timeout, error, disconnect)")           \
 	X(polls_skipped, "poll slots of meters not connected")                    \
-	X(polls_delayed, "polls held back because the buffer was full")           \
+	X(polls_delayed, "polls held back (writer behind, buffer full, busy)")    \
 	X(readings_taken, "readings assembled and spooled")                       \
 	X(readings_written, "readings inserted into prepaid.reading")             \
-	X(readings_duplicate, "readings already present (skipped)")              \
+	X(readings_duplicate, "readings already present (skipped)")               \
 	X(readings_buffered, "readings spooled and not yet committed")            \
 	X(batches_committed, "batches committed")                                 \
-	X(batches_duplicate, "batches found already committed (retries)")        \
+	X(batches_duplicate, "batches found already committed (retries)")         \
 	X(batch_errors, "batch attempts that failed")                             \
 	X(pg_reconnects, "PostgreSQL (re)connections")                            \
 	X(pg_errors, "PostgreSQL errors")                                         \
