@@ -21,12 +21,12 @@ PG_CPPFLAGS = -I$(CURDIR)/codec -I$(CURDIR)/extension -I$(CURDIR)/bgw
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK  = -lcurl
-EXTRA_CLEAN = tests/unit/*_test tests/fuzz/fuzz_dlt645 worker/prepaid-ingest worker/prepaid-sim
+EXTRA_CLEAN = tests/unit/*_test tests/fuzz/fuzz_dlt645 bench/decode_bench worker/prepaid-ingest worker/prepaid-sim
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
-.PHONY: test demo bench format unit fuzz workers
+.PHONY: test demo bench bench-decode format unit fuzz workers
 
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
@@ -66,7 +66,13 @@ worker/prepaid-sim: $(SIM_SRCS) $(COMMON_SRCS) $(WORKER_DEPS) $(wildcard worker/
 
 fuzz: tests/fuzz/fuzz_dlt645
 tests/fuzz/fuzz_dlt645: tests/fuzz/fuzz_dlt645.c codec/dlt645.c codec/dlt645.h
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Icodec -o $@ $< codec/dlt645.c
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-Icodec -o $@ $< codec/dlt645.c
+
+# decoder benchmark: bench/decode_bench (BENCH_SMOKE=1: a 0.1 s run)
+bench-decode: bench/decode_bench
+bench/decode_bench: bench/decode_bench.c codec/dlt645.c codec/dlt645.h
+	$(CC_PLAIN) $(PLAIN_FLAGS) -o $@ $< codec/dlt645.c
 
 test:
 	@bash scripts/test.sh

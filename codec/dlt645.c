@@ -262,19 +262,25 @@ dlt645_error_detail(const dlt645_error *err, char *buf, size_t cap)
 			       (int) err->got);
 			break;
 		case DLT645_E_ADDRESS:
-			append(buf, cap, &len,
-			       "An address is 12 hex digits as on the nameplate");
-			if (err->offset >= 0)
-				append(buf, cap, &len, "; character %lld is wrong", off + 1);
-			append(buf, cap, &len, ".");
-			break;
 		case DLT645_E_DI_TEXT:
-			append(buf, cap, &len,
-			       "A data identifier is 8 hex digits, DI3 first");
-			if (err->offset >= 0)
-				append(buf, cap, &len, "; character %lld is wrong", off + 1);
+		{
+			int digits = err->code == DLT645_E_ADDRESS ? 12 : 8;
+
+			append(buf, cap, &len, "%s",
+			       err->code == DLT645_E_ADDRESS
+			           ? "An address is 12 hex digits as on the nameplate"
+			           : "A data identifier is 8 hex digits, DI3 first");
+			if (err->offset >= 0 && err->got == 0)
+				append(buf, cap, &len, "; the text has only %lld", off);
+			else if (err->offset == digits)
+				append(buf, cap, &len, "; the text is longer");
+			else if (err->offset >= 0)
+				append(buf, cap, &len,
+				       "; character %lld ('%c') is not a hex digit", off + 1,
+				       (char) err->got);
 			append(buf, cap, &len, ".");
 			break;
+		}
 		default:
 			append(buf, cap, &len, "%c%s.",
 			       dlt645_strerror(err->code)[0] - 'a' + 'A',
@@ -289,7 +295,7 @@ dlt645_error_detail(const dlt645_error *err, char *buf, size_t cap)
  * ------------------------------------------------------------------------ */
 
 /* BCD byte -> 0..99, or -1 when a nibble is above 9. */
-#define BCD_B(h, l) (((h) > 9 || (l) > 9) ? -1 : (h) *10 + (l))
+#define BCD_B(h, l) (((h) > 9 || (l) > 9) ? -1 : 10 * (h) + (l))
 #define BCD_ROW(h)                                                            \
 	BCD_B(h, 0), BCD_B(h, 1), BCD_B(h, 2), BCD_B(h, 3), BCD_B(h, 4),          \
 	    BCD_B(h, 5), BCD_B(h, 6), BCD_B(h, 7), BCD_B(h, 8), BCD_B(h, 9),      \
@@ -648,6 +654,10 @@ dt_encode(const dt_layout *lay, const dlt645_datetime *t, uint8_t *b)
 		int part = lay->part[i];
 		unsigned v = dt_get(t, part);
 
+		/* a weekday left out is computed from the date */
+		if (part == P_WDAY && v == DLT645_NO_WEEKDAY &&
+		    days_in_month(t->year, t->month) >= t->day && t->day >= 1)
+			v = (unsigned) dlt645_weekday(t->year, t->month, t->day);
 		if (v < dt_part_def[part].lo || v > dt_part_def[part].hi)
 			return DLT645_E_DATETIME;
 		b[i] = dlt645_bin_to_bcd(v);
@@ -868,12 +878,14 @@ byte_sum(const uint8_t *b, size_t n)
 
 /*
  * Checks the frame at p (p[0] == 68, at least 12 + L bytes available):
- * second 68, checksum, end byte. Offsets in err are base + index.
+ * second 68, checksum, end byte. Offsets in err are base + index. With
+ * plain, also writes the data field without its 0x33 offset there.
  */
 static dlt645_status
-frame_check(const uint8_t *p, int64_t base, dlt645_error *err)
+frame_check(const uint8_t *p, int64_t base, dlt645_error *err, uint8_t *plain)
 {
 	size_t l = p[9];
+	unsigned sum;
 	uint8_t cs;
 
 	if (p[7] != DLT645_START)
@@ -881,7 +893,21 @@ frame_check(const uint8_t *p, int64_t base, dlt645_error *err)
 		err_set(err, DLT645_E_START2, base + 7, DLT645_START, p[7]);
 		return DLT645_E_START2;
 	}
-	cs = byte_sum(p, DLT645_HEADER_LEN + l);
+	sum = byte_sum(p, DLT645_HEADER_LEN);
+	if (plain != NULL)
+	{
+		/* one pass: sum the data and remove the 0x33 offset */
+		for (size_t i = 0; i < l; i++)
+		{
+			uint8_t b = p[DLT645_HEADER_LEN + i];
+
+			sum += b;
+			plain[i] = (uint8_t) (b - DLT645_SCRAMBLE);
+		}
+	}
+	else
+		sum += byte_sum(p + DLT645_HEADER_LEN, l);
+	cs = (uint8_t) sum;
 	if (cs != p[DLT645_HEADER_LEN + l])
 	{
 		err_set(err, DLT645_E_CHECKSUM, base + DLT645_HEADER_LEN + (int64_t) l,
@@ -904,20 +930,17 @@ frame_check(const uint8_t *p, int64_t base, dlt645_error *err)
 	return DLT645_OK;
 }
 
-/* Fills frame from a checked frame at p. */
+/* Fills the header fields of frame from a checked frame at p (frame_check
+ * wrote the data). */
 static void
 frame_fill(dlt645_frame *f, const uint8_t *p, size_t offset, unsigned fe)
 {
-	size_t l = p[9];
-
 	memcpy(f->address, p + 1, DLT645_ADDR_LEN);
 	f->control = p[8];
-	f->len = (uint8_t) l;
+	f->len = p[9];
 	f->preamble = (uint8_t) (fe > 255 ? 255 : fe);
 	f->offset = offset;
 	f->raw = p;
-	for (size_t i = 0; i < l; i++)
-		f->data[i] = (uint8_t) (p[DLT645_HEADER_LEN + i] - DLT645_SCRAMBLE);
 }
 
 dlt645_status
@@ -969,7 +992,7 @@ dlt645_frame_decode(const uint8_t *buf, size_t len, dlt645_frame *frame,
 			err->start = (int64_t) p;
 		return DLT645_E_TRUNCATED;
 	}
-	st = frame_check(buf + p, (int64_t) p, err);
+	st = frame_check(buf + p, (int64_t) p, err, frame->data);
 	if (st != DLT645_OK)
 		return st;
 	if (avail > total)
@@ -1124,15 +1147,42 @@ void
 dlt645_message_init(dlt645_message *msg,
                     const uint8_t address[DLT645_ADDR_LEN], uint8_t control)
 {
-	memset(msg, 0, sizeof(*msg));
+	/*
+	 * Field by field rather than memset: the compiler merges these into a
+	 * few wide stores, where a memset of the struct becomes `rep stos`,
+	 * whose start-up cost dominated decoding a short frame.
+	 */
 	memcpy(msg->address, address, DLT645_ADDR_LEN);
 	msg->control = control;
 	msg->func = dlt645_function(control);
 	msg->reply = dlt645_is_reply(control);
 	msg->abnormal = dlt645_is_abnormal(control);
 	msg->follow_up = (control & DLT645_CTRL_FOLLOW_UP) != 0;
+	msg->fields = 0;
+	msg->di = 0;
+	msg->seq = 0;
+	msg->n1 = 0;
+	msg->n2 = 0;
+	msg->byte = 0;
+	memset(msg->password, 0, sizeof(msg->password));
+	memset(msg->operator_code, 0, sizeof(msg->operator_code));
+	memset(msg->new_password, 0, sizeof(msg->new_password));
+	memset(msg->data_address, 0, sizeof(msg->data_address));
 	msg->serr_len = 1;
+	msg->serr = 0;
+	msg->time.year = 0;
+	msg->time.month = 0;
+	msg->time.day = 0;
+	msg->time.hour = 0;
+	msg->time.minute = 0;
+	msg->time.second = 0;
 	msg->time.weekday = DLT645_NO_WEEKDAY;
+	msg->freeze.month = 0;
+	msg->freeze.day = 0;
+	msg->freeze.hour = 0;
+	msg->freeze.minute = 0;
+	msg->value = NULL;
+	msg->value_len = 0;
 	msg->value_offset = -1;
 }
 
@@ -1219,6 +1269,16 @@ dlt645_message_parse(const dlt645_frame *frame, dlt645_message *msg,
 	dlt645_status st;
 
 	dlt645_message_init(msg, frame->address, frame->control);
+	if (msg->func == DLT645_FN_READ && !msg->abnormal && l >= 4)
+	{
+		/* nearly all traffic: the layout DI value, in both directions */
+		msg->fields = DLT645_HAS_DI | DLT645_HAS_VALUE;
+		msg->di = le32(d);
+		msg->value = d + 4;
+		msg->value_len = (uint8_t) (l - 4);
+		msg->value_offset = base + 4;
+		return DLT645_OK;
+	}
 	for (int i = 0; i < MAX_FIELDS && layout[i] != F_NONE; i++)
 	{
 		fixed += field_def[layout[i]].size;
@@ -1643,6 +1703,12 @@ dlt645_control_name(uint8_t n1)
  * The DI registry
  * ------------------------------------------------------------------------ */
 
+/* Most elements of `size` bytes that fit a reply (L - 4 DI bytes). */
+#define BLOCK_MAX(size)                                                       \
+	((DLT645_MAX_DATA - 4) / (size) < DLT645_MAX_VALUES                       \
+	     ? (DLT645_MAX_DATA - 4) / (size)                                     \
+	     : DLT645_MAX_VALUES)
+
 /* One registry row, fields in the order of dlt645_di_def. */
 #define ROW(d3, d2, d1lo, d1hi, d0lo, d0hi, sel, qual, fmt, size, dec, sgn,   \
             hist, block, first, name, unit, title)                            \
@@ -1657,8 +1723,8 @@ dlt645_control_name(uint8_t n1)
 	ROW(d3, d2, 0x00, 0x3F, 0x00, 0x0C, DLT645_SEL_DI1, DLT645_QUAL_TARIFF,   \
 	    fmt, size, dec, sgn, true, 0, 0, name, unit, title),                  \
 	    ROW(d3, d2, 0xFF, 0xFF, 0x00, 0x0C, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, fmt, size, dec, sgn, true, 63, 0, name, unit, \
-	        title " (block)")
+	        DLT645_QUAL_TARIFF, fmt, size, dec, sgn, true, BLOCK_MAX(size),   \
+	        0, name, unit, title " (block)")
 
 /* Phase family: DI1 = lo..3 selects the total (0) or phase A..C, DI0 = 00;
  * and the block DI1 = FF. */
@@ -1686,137 +1752,195 @@ dlt645_control_name(uint8_t n1)
 	    DLT645_FMT_YYMMDDhhmm, 5, 0, false, true, 0, 0, name "_time", "",     \
 	    title " time"),                                                       \
 	    ROW(0x05, d2, 0x01, 0x01, 0x01, hi, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true, 63, 0,  \
-	        name "_forward_active", "kWh",                                    \
+	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true,         \
+	        BLOCK_MAX(4), 0, name "_forward_active", "kWh",                   \
 	        title " forward active energy (block)"),                          \
 	    ROW(0x05, d2, 0x02, 0x02, 0x01, hi, DLT645_SEL_NONE,                  \
-	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true, 63, 0,  \
-	        name "_reverse_active", "kWh",                                    \
+	        DLT645_QUAL_TARIFF, DLT645_FMT_NUMBER, 4, 2, false, true,         \
+	        BLOCK_MAX(4), 0, name "_reverse_active", "kWh",                   \
 	        title " reverse active energy (block)")
 
 #define N DLT645_FMT_NUMBER
 
-static const dlt645_di_def std_defs[] = {
-    /* 00: energy */
-    FAMILY(0x00, 0x00, N, 4, 2, true, "combined_active", "kWh",
-           "combined active energy"),
-    FAMILY(0x00, 0x01, N, 4, 2, false, "forward_active", "kWh",
-           "forward active energy"),
-    FAMILY(0x00, 0x02, N, 4, 2, false, "reverse_active", "kWh",
-           "reverse active energy"),
-    FAMILY(0x00, 0x03, N, 4, 2, true, "combined_reactive_1", "kvarh",
-           "combined reactive energy 1"),
-    FAMILY(0x00, 0x04, N, 4, 2, true, "combined_reactive_2", "kvarh",
-           "combined reactive energy 2"),
-    FAMILY(0x00, 0x05, N, 4, 2, false, "reactive_q1", "kvarh",
-           "quadrant I reactive energy"),
-    FAMILY(0x00, 0x06, N, 4, 2, false, "reactive_q2", "kvarh",
-           "quadrant II reactive energy"),
-    FAMILY(0x00, 0x07, N, 4, 2, false, "reactive_q3", "kvarh",
-           "quadrant III reactive energy"),
-    FAMILY(0x00, 0x08, N, 4, 2, false, "reactive_q4", "kvarh",
-           "quadrant IV reactive energy"),
-    /* 00 90: prepaid balances */
-    ONE(0x00, 0x90, 0x01, 0x00, N, 4, 2, false, "remaining_energy", "kWh",
-        "remaining energy (energy-type prepaid)"),
-    ONE(0x00, 0x90, 0x01, 0x01, N, 4, 2, false, "overdraft_energy", "kWh",
-        "overdraft energy (energy-type prepaid)"),
-    ONE(0x00, 0x90, 0x02, 0x00, N, 4, 2, false, "remaining_amount", "yuan",
-        "remaining amount (money-type prepaid)"),
-    ONE(0x00, 0x90, 0x02, 0x01, N, 4, 2, false, "overdraft_amount", "yuan",
-        "overdraft amount (money-type prepaid)"),
-    /* 01: maximum demand and its time */
-    FAMILY(0x01, 0x01, DLT645_FMT_DEMAND, 8, 4, false,
-           "max_demand_forward_active", "kW", "forward active maximum demand"),
-    FAMILY(0x01, 0x02, DLT645_FMT_DEMAND, 8, 4, false,
-           "max_demand_reverse_active", "kW", "reverse active maximum demand"),
-    /* 02: instantaneous variables */
-    PHASES(0x01, 1, 2, 1, false, "voltage", "V", "voltage"),
-    PHASES(0x02, 1, 3, 3, true, "current", "A", "current"),
-    PHASES(0x03, 0, 3, 4, true, "active_power", "kW", "active power"),
-    PHASES(0x04, 0, 3, 4, true, "reactive_power", "kvar", "reactive power"),
-    PHASES(0x05, 0, 3, 4, true, "apparent_power", "kVA", "apparent power"),
-    PHASES(0x06, 0, 2, 3, true, "power_factor", "", "power factor"),
-    PHASES(0x07, 1, 2, 1, false, "phase_angle", "deg", "phase angle"),
-    ONE(0x02, 0x80, 0x00, 0x01, N, 3, 3, true, "neutral_current", "A",
-        "neutral current"),
-    ONE(0x02, 0x80, 0x00, 0x02, N, 2, 2, false, "frequency", "Hz",
-        "grid frequency"),
-    ONE(0x02, 0x80, 0x00, 0x03, N, 3, 4, true, "active_power_1min", "kW",
-        "one-minute average active power"),
-    ONE(0x02, 0x80, 0x00, 0x04, N, 3, 4, true, "active_demand", "kW",
-        "current active demand"),
-    ONE(0x02, 0x80, 0x00, 0x05, N, 3, 4, true, "reactive_demand", "kvar",
-        "current reactive demand"),
-    ONE(0x02, 0x80, 0x00, 0x06, N, 3, 4, true, "apparent_demand", "kVA",
-        "current apparent demand"),
-    ONE(0x02, 0x80, 0x00, 0x07, N, 2, 1, true, "temperature", "degC",
-        "meter temperature"),
-    ONE(0x02, 0x80, 0x00, 0x08, N, 2, 2, false, "clock_battery_voltage", "V",
-        "clock battery voltage"),
-    ONE(0x02, 0x80, 0x00, 0x09, N, 2, 2, false, "reading_battery_voltage", "V",
-        "meter-reading battery voltage"),
-    ONE(0x02, 0x80, 0x00, 0x0A, N, 4, 0, false, "battery_work_time", "min",
-        "internal battery working time"),
-    /* 03: purchase records (last purchase) */
-    ONE(0x03, 0x32, 0x02, 0x01, N, 2, 0, false, "energy_purchase_count", "",
-        "energy purchases so far"),
-    ONE(0x03, 0x32, 0x06, 0x01, N, 4, 2, false, "energy_purchase_total", "kWh",
-        "energy purchased so far"),
-    ONE(0x03, 0x33, 0x02, 0x01, N, 2, 0, false, "purchase_count", "",
-        "purchases so far"),
-    ONE(0x03, 0x33, 0x06, 0x01, N, 4, 2, false, "purchase_total_amount",
-        "yuan", "amount purchased so far"),
-    /* 04 00: parameters */
-    ONE(0x04, 0x00, 0x01, 0x01, DLT645_FMT_YYMMDDWW, 4, 0, false, "date", "",
-        "date and weekday"),
-    ONE(0x04, 0x00, 0x01, 0x02, DLT645_FMT_hhmmss, 3, 0, false, "time", "",
-        "time of day"),
-    ONE(0x04, 0x00, 0x01, 0x08, DLT645_FMT_YYMMDDhhmm, 5, 0, false,
-        "price_switch_time", "", "switch time between price sets"),
-    ONE(0x04, 0x00, 0x01, 0x0C, DLT645_FMT_YYMMDDWWhhmmss, 7, 0, false,
-        "datetime", "", "date, weekday and time"),
-    ONE(0x04, 0x00, 0x04, 0x01, DLT645_FMT_ADDRESS, 6, 0, false,
-        "comm_address", "", "communication address"),
-    ONE(0x04, 0x00, 0x04, 0x02, DLT645_FMT_ADDRESS, 6, 0, false,
-        "meter_number", "", "meter number"),
-    INDEXED(0x04, 0x00, 0x05, 0x01, 0x07, DLT645_QUAL_INDEX, DLT645_FMT_BITS,
-            2, 0, "status_word", "", "running status word"),
-    ROW(0x04, 0x00, 0x05, 0x05, 0xFF, 0xFF, DLT645_SEL_NONE, DLT645_QUAL_INDEX,
-        DLT645_FMT_BITS, 2, 0, false, false, 7, 1, "status_word", "",
-        "running status words 1..7 (block)"),
-    ONE(0x04, 0x00, 0x06, 0x01, DLT645_FMT_BITS, 1, 0, false,
-        "active_combination_word", "", "active energy combination word"),
-    INDEXED(0x04, 0x00, 0x07, 0x01, 0x05, DLT645_QUAL_INDEX, DLT645_FMT_BITS,
-            1, 0, "baud_word", "", "baud-rate feature word"),
-    INDEXED(0x04, 0x00, 0x0B, 0x01, 0x03, DLT645_QUAL_INDEX, DLT645_FMT_DDhh,
-            2, 0, "settlement_day", "", "monthly settlement day and hour"),
-    ONE(0x04, 0x00, 0x0F, 0x01, N, 4, 2, false, "alarm_energy_1", "kWh",
-        "alarm energy limit 1"),
-    ONE(0x04, 0x00, 0x0F, 0x02, N, 4, 2, false, "alarm_energy_2", "kWh",
-        "alarm energy limit 2"),
-    ONE(0x04, 0x00, 0x0F, 0x03, N, 4, 2, false, "hoarding_energy_limit", "kWh",
-        "hoarding energy limit"),
-    ONE(0x04, 0x00, 0x0F, 0x04, N, 4, 2, false, "overdraft_energy_limit",
-        "kWh", "overdraft energy limit"),
-    ONE(0x04, 0x00, 0x10, 0x01, N, 4, 2, false, "alarm_amount_1", "yuan",
-        "alarm amount limit 1"),
-    ONE(0x04, 0x00, 0x10, 0x02, N, 4, 2, false, "alarm_amount_2", "yuan",
-        "alarm amount limit 2"),
-    ONE(0x04, 0x00, 0x10, 0x03, N, 4, 2, false, "overdraft_amount_limit",
-        "yuan", "overdraft amount limit"),
-    ONE(0x04, 0x00, 0x10, 0x04, N, 4, 2, false, "hoarding_amount_limit",
-        "yuan", "hoarding (largest balance) amount limit"),
-    ONE(0x04, 0x00, 0x10, 0x05, N, 4, 2, false, "close_permit_amount_limit",
-        "yuan", "balance needed before closing is permitted"),
-    /* 04 05: prices of the first price set, XXXX.XXXX */
-    INDEXED(0x04, 0x05, 0x01, 0x01, 0x3F, DLT645_QUAL_TARIFF, N, 4, 4, "price",
-            "yuan/kWh", "tariff price (first set)"),
-    /* 05: frozen data */
-    FROZEN(0x00, 0x3C, "timed_freeze", "timed freeze"),
-    FROZEN(0x01, 0x03, "instant_freeze", "instant freeze"),
-    FROZEN(0x06, 0x3E, "daily_freeze", "daily freeze"),
+/*
+ * The standard rows, one list per DI3 class (00 energy, 01 demand, 02
+ * variables, 03 events/purchases, 04 parameters, 05 frozen data), so that
+ * the compiler counts the rows of each class for the lookup index below.
+ */
+#define STD_CLASS_00                                                          \
+	/* 00: energy */                                                          \
+	FAMILY(0x00, 0x00, N, 4, 2, true, "combined_active", "kWh",               \
+	       "combined active energy"),                                         \
+	    FAMILY(0x00, 0x01, N, 4, 2, false, "forward_active", "kWh",           \
+	           "forward active energy"),                                      \
+	    FAMILY(0x00, 0x02, N, 4, 2, false, "reverse_active", "kWh",           \
+	           "reverse active energy"),                                      \
+	    FAMILY(0x00, 0x03, N, 4, 2, true, "combined_reactive_1", "kvarh",     \
+	           "combined reactive energy 1"),                                 \
+	    FAMILY(0x00, 0x04, N, 4, 2, true, "combined_reactive_2", "kvarh",     \
+	           "combined reactive energy 2"),                                 \
+	    FAMILY(0x00, 0x05, N, 4, 2, false, "reactive_q1", "kvarh",            \
+	           "quadrant I reactive energy"),                                 \
+	    FAMILY(0x00, 0x06, N, 4, 2, false, "reactive_q2", "kvarh",            \
+	           "quadrant II reactive energy"),                                \
+	    FAMILY(0x00, 0x07, N, 4, 2, false, "reactive_q3", "kvarh",            \
+	           "quadrant III reactive energy"),                               \
+	    FAMILY(0x00, 0x08, N, 4, 2, false, "reactive_q4", "kvarh",            \
+	           "quadrant IV reactive energy"), /* 00 90: prepaid balances */  \
+	    ONE(0x00, 0x90, 0x01, 0x00, N, 4, 2, false, "remaining_energy",       \
+	        "kWh", "remaining energy (energy-type prepaid)"),                 \
+	    ONE(0x00, 0x90, 0x01, 0x01, N, 4, 2, false, "overdraft_energy",       \
+	        "kWh", "overdraft energy (energy-type prepaid)"),                 \
+	    ONE(0x00, 0x90, 0x02, 0x00, N, 4, 2, false, "remaining_amount",       \
+	        "yuan", "remaining amount (money-type prepaid)"),                 \
+	    ONE(0x00, 0x90, 0x02, 0x01, N, 4, 2, false, "overdraft_amount",       \
+	        "yuan", "overdraft amount (money-type prepaid)")
+
+#define STD_CLASS_01                                                          \
+	/* 01: maximum demand and its time */                                     \
+	FAMILY(0x01, 0x01, DLT645_FMT_DEMAND, 8, 4, false,                        \
+	       "max_demand_forward_active", "kW",                                 \
+	       "forward active maximum demand"),                                  \
+	    FAMILY(0x01, 0x02, DLT645_FMT_DEMAND, 8, 4, false,                    \
+	           "max_demand_reverse_active", "kW",                             \
+	           "reverse active maximum demand")
+
+#define STD_CLASS_02                                                          \
+	/* 02: instantaneous variables */                                         \
+	PHASES(0x01, 1, 2, 1, false, "voltage", "V", "voltage"),                  \
+	    PHASES(0x02, 1, 3, 3, true, "current", "A", "current"),               \
+	    PHASES(0x03, 0, 3, 4, true, "active_power", "kW", "active power"),    \
+	    PHASES(0x04, 0, 3, 4, true, "reactive_power", "kvar",                 \
+	           "reactive power"),                                             \
+	    PHASES(0x05, 0, 3, 4, true, "apparent_power", "kVA",                  \
+	           "apparent power"),                                             \
+	    PHASES(0x06, 0, 2, 3, true, "power_factor", "", "power factor"),      \
+	    PHASES(0x07, 1, 2, 1, false, "phase_angle", "deg", "phase angle"),    \
+	    ONE(0x02, 0x80, 0x00, 0x01, N, 3, 3, true, "neutral_current", "A",    \
+	        "neutral current"),                                               \
+	    ONE(0x02, 0x80, 0x00, 0x02, N, 2, 2, false, "frequency", "Hz",        \
+	        "grid frequency"),                                                \
+	    ONE(0x02, 0x80, 0x00, 0x03, N, 3, 4, true, "active_power_1min", "kW", \
+	        "one-minute average active power"),                               \
+	    ONE(0x02, 0x80, 0x00, 0x04, N, 3, 4, true, "active_demand", "kW",     \
+	        "current active demand"),                                         \
+	    ONE(0x02, 0x80, 0x00, 0x05, N, 3, 4, true, "reactive_demand", "kvar", \
+	        "current reactive demand"),                                       \
+	    ONE(0x02, 0x80, 0x00, 0x06, N, 3, 4, true, "apparent_demand", "kVA",  \
+	        "current apparent demand"),                                       \
+	    ONE(0x02, 0x80, 0x00, 0x07, N, 2, 1, true, "temperature", "degC",     \
+	        "meter temperature"),                                             \
+	    ONE(0x02, 0x80, 0x00, 0x08, N, 2, 2, false, "clock_battery_voltage",  \
+	        "V", "clock battery voltage"),                                    \
+	    ONE(0x02, 0x80, 0x00, 0x09, N, 2, 2, false,                           \
+	        "reading_battery_voltage", "V", "meter-reading battery voltage"), \
+	    ONE(0x02, 0x80, 0x00, 0x0A, N, 4, 0, false, "battery_work_time",      \
+	        "min", "internal battery working time")
+
+#define STD_CLASS_03                                                          \
+	/* 03: purchase records (last purchase) */                                \
+	ONE(0x03, 0x32, 0x02, 0x01, N, 2, 0, false, "energy_purchase_count", "",  \
+	    "energy purchases so far"),                                           \
+	    ONE(0x03, 0x32, 0x06, 0x01, N, 4, 2, false, "energy_purchase_total",  \
+	        "kWh", "energy purchased so far"),                                \
+	    ONE(0x03, 0x33, 0x02, 0x01, N, 2, 0, false, "purchase_count", "",     \
+	        "purchases so far"),                                              \
+	    ONE(0x03, 0x33, 0x06, 0x01, N, 4, 2, false, "purchase_total_amount",  \
+	        "yuan", "amount purchased so far")
+
+#define STD_CLASS_04                                                                                             \
+	/* 04 00: parameters */                                                                                      \
+	ONE(0x04, 0x00, 0x01, 0x01, DLT645_FMT_YYMMDDWW, 4, 0, false, "date", "",                                    \
+	    "date and weekday"),                                                                                     \
+	    ONE(0x04, 0x00, 0x01, 0x02, DLT645_FMT_hhmmss, 3, 0, false, "time",                                      \
+	        "", "time of day"),                                                                                  \
+	    ONE(0x04, 0x00, 0x01, 0x08, DLT645_FMT_YYMMDDhhmm, 5, 0, false,                                          \
+	        "price_switch_time", "", "switch time between price sets"),                                          \
+	    ONE(0x04, 0x00, 0x01, 0x0C, DLT645_FMT_YYMMDDWWhhmmss, 7, 0, false,                                      \
+	        "datetime", "", "date, weekday and time"),                                                           \
+	    ONE(0x04, 0x00, 0x04, 0x01, DLT645_FMT_ADDRESS, 6, 0, false,                                             \
+	        "comm_address", "", "communication address"),                                                        \
+	    ONE(0x04, 0x00, 0x04, 0x02, DLT645_FMT_ADDRESS, 6, 0, false,                                             \
+	        "meter_number", "", "meter number"),                                                                 \
+	    INDEXED(0x04, 0x00, 0x05, 0x01, 0x07, DLT645_QUAL_INDEX,                                                 \
+	            DLT645_FMT_BITS, 2, 0, "status_word", "",                                                        \
+	            "running status word"),                                                                          \
+	    ROW(0x04, 0x00, 0x05, 0x05, 0xFF, 0xFF, DLT645_SEL_NONE,                                                 \
+	        DLT645_QUAL_INDEX, DLT645_FMT_BITS, 2, 0, false, false, 7, 1,                                        \
+	        "status_word", "", "running status words 1..7 (block)"),                                             \
+	    ONE(0x04, 0x00, 0x06, 0x01, DLT645_FMT_BITS, 1, 0, false,                                                \
+	        "active_combination_word", "", "active energy combination word"),                                    \
+	    INDEXED(0x04, 0x00, 0x07, 0x01, 0x05, DLT645_QUAL_INDEX,                                                 \
+	            DLT645_FMT_BITS, 1, 0, "baud_word", "",                                                          \
+	            "baud-rate feature word"),                                                                       \
+	    INDEXED(0x04, 0x00, 0x0B, 0x01, 0x03, DLT645_QUAL_INDEX,                                                 \
+	            DLT645_FMT_DDhh, 2, 0, "settlement_day", "",                                                     \
+	            "monthly settlement day and hour"),                                                              \
+	    ONE(0x04, 0x00, 0x0F, 0x01, N, 4, 2, false, "alarm_energy_1", "kWh",                                     \
+	        "alarm energy limit 1"),                                                                             \
+	    ONE(0x04, 0x00, 0x0F, 0x02, N, 4, 2, false, "alarm_energy_2", "kWh",                                     \
+	        "alarm energy limit 2"),                                                                             \
+	    ONE(0x04, 0x00, 0x0F, 0x03, N, 4, 2, false, "hoarding_energy_limit",                                     \
+	        "kWh", "hoarding energy limit"),                                                                     \
+	    ONE(0x04, 0x00, 0x0F, 0x04, N, 4, 2, false, "overdraft_energy_limit",                                    \
+	        "kWh", "overdraft energy limit"),                                                                    \
+	    ONE(0x04, 0x00, 0x10, 0x01, N, 4, 2, false, "alarm_amount_1", "yuan",                                    \
+	        "alarm amount limit 1"),                                                                             \
+	    ONE(0x04, 0x00, 0x10, 0x02, N, 4, 2, false, "alarm_amount_2", "yuan",                                    \
+	        "alarm amount limit 2"),                                                                             \
+	    ONE(0x04, 0x00, 0x10, 0x03, N, 4, 2, false, "overdraft_amount_limit",                                    \
+	        "yuan", "overdraft amount limit"),                                                                   \
+	    ONE(0x04, 0x00, 0x10, 0x04, N, 4, 2, false, "hoarding_amount_limit",                                     \
+	        "yuan", "hoarding (largest balance) amount limit"),                                                  \
+	    ONE(0x04, 0x00, 0x10, 0x05, N, 4, 2, false,                                                              \
+	        "close_permit_amount_limit", "yuan",                                                                 \
+	        "balance needed before closing is permitted"), /* 04 05: prices of the first price set, XXXX.XXXX */ \
+	    INDEXED(0x04, 0x05, 0x01, 0x01, 0x3F, DLT645_QUAL_TARIFF, N, 4, 4,                                       \
+	            "price", "yuan/kWh", "tariff price (first set)")
+
+#define STD_CLASS_05                                                          \
+	/* 05: frozen data */                                                     \
+	FROZEN(0x00, 0x3C, "timed_freeze", "timed freeze"),                       \
+	    FROZEN(0x01, 0x03, "instant_freeze", "instant freeze"),               \
+	    FROZEN(0x06, 0x3E, "daily_freeze", "daily freeze")
+
+static const dlt645_di_def std_defs[] = {STD_CLASS_00, STD_CLASS_01,
+                                         STD_CLASS_02, STD_CLASS_03,
+                                         STD_CLASS_04, STD_CLASS_05};
+
+#define ROWS(list)                                                            \
+	(sizeof((const dlt645_di_def[]){list}) / sizeof(dlt645_di_def))
+
+/* First row of each DI3 class 00..05 in std_defs, and the end. */
+static const uint16_t std_class_start[7] = {
+    0,
+    ROWS(STD_CLASS_00),
+    ROWS(STD_CLASS_00) + ROWS(STD_CLASS_01),
+    ROWS(STD_CLASS_00) + ROWS(STD_CLASS_01) + ROWS(STD_CLASS_02),
+    ROWS(STD_CLASS_00) + ROWS(STD_CLASS_01) + ROWS(STD_CLASS_02) +
+        ROWS(STD_CLASS_03),
+    ROWS(STD_CLASS_00) + ROWS(STD_CLASS_01) + ROWS(STD_CLASS_02) +
+        ROWS(STD_CLASS_03) + ROWS(STD_CLASS_04),
+    lengthof(std_defs),
 };
+
+/*
+ * The same rows expanded once more, each as its first DI (DI3 DI2 DI1lo
+ * DI0lo): a compact sorted array the lookup searches instead of the rows.
+ */
+#undef ROW
+#define ROW(d3, d2, d1lo, d1hi, d0lo, d0hi, sel, qual, fmt, size, dec, sgn,   \
+            hist, block, first, name, unit, title)                            \
+	((uint32_t) (d3) << 24 | (uint32_t) (d2) << 16 | (uint32_t) (d1lo) << 8 | \
+	 (uint32_t) (d0lo))
+static const uint32_t std_first_di[] = {STD_CLASS_00, STD_CLASS_01,
+                                        STD_CLASS_02, STD_CLASS_03,
+                                        STD_CLASS_04, STD_CLASS_05};
+#undef ROW
+
+/* one key per row (a negative array size fails the build otherwise) */
+typedef char std_first_di_matches_rows
+    [lengthof(std_first_di) == lengthof(std_defs) ? 1 : -1];
 
 #undef N
 
@@ -1828,6 +1952,54 @@ static unsigned
 def_key(const dlt645_di_def *d)
 {
 	return ((unsigned) d->di3 << 8) | d->di2;
+}
+
+static bool
+def_contains(const dlt645_di_def *d, uint8_t d1, uint8_t d0)
+{
+	return d1 >= d->di1_lo && d1 <= d->di1_hi && d0 >= d->di0_lo &&
+	       d0 <= d->di0_hi;
+}
+
+/*
+ * The standard table's lookup: within the DI's class, the last row whose
+ * first DI is <= di (a branch-free search over std_first_di), then that
+ * row and the rows before it with the same DI3 DI2 until one contains di.
+ * In this table it is always the first one tried.
+ */
+static const dlt645_di_def *
+std_find(uint32_t di)
+{
+	unsigned cls = di >> 24;
+	size_t lo;
+	size_t n;
+	uint8_t d1 = (uint8_t) (di >> 8);
+	uint8_t d0 = (uint8_t) di;
+
+	if (cls + 1 >= lengthof(std_class_start))
+		return NULL;
+	lo = std_class_start[cls];
+	n = std_class_start[cls + 1] - lo;
+	if (n == 0 || std_first_di[lo] > di)
+		return NULL;
+	/* last index in [lo, lo + n) with std_first_di <= di */
+	while (n > 1)
+	{
+		size_t half = n / 2;
+
+		lo = std_first_di[lo + half] <= di ? lo + half : lo;
+		n -= half;
+	}
+	for (size_t i = lo + 1; i-- > std_class_start[cls];)
+	{
+		const dlt645_di_def *d = &std_defs[i];
+
+		if ((std_first_di[i] >> 16) != (di >> 16))
+			break;
+		if (def_contains(d, d1, d0))
+			return d;
+	}
+	return NULL;
 }
 
 const dlt645_di_def *
@@ -1843,24 +2015,35 @@ dlt645_di_find(const dlt645_di_table *table, uint32_t di)
 	{
 		const dlt645_di_def *defs = table->defs;
 		size_t lo = 0;
-		size_t hi = table->n;
+		size_t end = table->n;
+		size_t n;
 
-		/* first row with key >= wanted */
-		while (lo < hi)
+		if (table == &dlt645_std_table)
 		{
-			size_t mid = (lo + hi) / 2;
+			const dlt645_di_def *d = std_find(di);
 
-			if (def_key(&defs[mid]) < key)
-				lo = mid + 1;
-			else
-				hi = mid;
+			if (d != NULL)
+				return d;
+			continue;
 		}
-		for (; lo < table->n && def_key(&defs[lo]) == key; lo++)
+		n = end - lo;
+		if (n == 0)
+			continue;
+		/* first row with key >= wanted (branch-free lower bound) */
+		while (n > 1)
+		{
+			size_t half = n / 2;
+
+			lo = def_key(&defs[lo + half - 1]) < key ? lo + half : lo;
+			n -= half;
+		}
+		if (def_key(&defs[lo]) < key)
+			lo++;
+		for (; lo < end && def_key(&defs[lo]) == key; lo++)
 		{
 			const dlt645_di_def *d = &defs[lo];
 
-			if (d1 >= d->di1_lo && d1 <= d->di1_hi && d0 >= d->di0_lo &&
-			    d0 <= d->di0_hi)
+			if (def_contains(d, d1, d0))
 				return d;
 		}
 	}
@@ -2096,24 +2279,38 @@ number_size(const dlt645_di_def *def)
 	return def->format == DLT645_FMT_DEMAND ? 3 : def->size;
 }
 
+/* A date/time without any field set. */
+static void
+time_clear(dlt645_datetime *t)
+{
+	t->year = 0;
+	t->month = 0;
+	t->day = 0;
+	t->hour = 0;
+	t->minute = 0;
+	t->second = 0;
+	t->weekday = DLT645_NO_WEEKDAY;
+}
+
+/*
+ * Decodes one element. The common case is tried first; the special
+ * patterns (all FF: absent; date/time all 00: no time) are looked for only
+ * when it fails, which they always make it do (FF is never BCD, 00 never a
+ * valid month).
+ */
 static dlt645_status
 element_decode(const dlt645_di_def *def, const uint8_t *b, dlt645_value *v,
                int64_t base, dlt645_error *err)
 {
-	const dt_layout *lay = format_dt(def->format);
+	const dt_layout *lay;
 	size_t nbytes = 0;
 	dlt645_status st;
 
 	v->num = 0;
 	v->decimals = def->decimals;
 	v->flags = 0;
-	memset(&v->time, 0, sizeof(v->time));
-	v->time.weekday = DLT645_NO_WEEKDAY;
-	if (format_is_bcd(def->format) && all_bytes(b, def->size, 0xFF))
-	{
-		v->flags = DLT645_VALUE_ABSENT;
-		return DLT645_OK;
-	}
+	time_clear(&v->time);
+	memset(v->raw, 0, sizeof(v->raw));
 	switch (def->format)
 	{
 		case DLT645_FMT_NUMBER:
@@ -2127,11 +2324,18 @@ element_decode(const dlt645_di_def *def, const uint8_t *b, dlt645_value *v,
 			{
 				uint8_t x = b[bad];
 
+				if (all_bytes(b, def->size, 0xFF))
+				{
+					v->flags = DLT645_VALUE_ABSENT;
+					return DLT645_OK;
+				}
 				if (def->is_signed && bad == nbytes - 1)
 					x &= 0x7F;
 				err_set(err, st, base + (int64_t) bad, -1, x);
 				return st;
 			}
+			if (def->format == DLT645_FMT_NUMBER)
+				return DLT645_OK;
 			break;
 		}
 		case DLT645_FMT_ADDRESS:
@@ -2143,18 +2347,19 @@ element_decode(const dlt645_di_def *def, const uint8_t *b, dlt645_value *v,
 		default:
 			break;
 	}
-	if (lay != NULL)
-	{
-		if (all_bytes(b + nbytes, lay->n, 0x00))
-		{
-			v->flags |= DLT645_VALUE_NO_TIME;
-			return DLT645_OK;
-		}
-		st =
-		    dt_decode(lay, b + nbytes, &v->time, base + (int64_t) nbytes, err);
-		if (st != DLT645_OK)
-			return st;
-	}
+	lay = format_dt(def->format);
+	if (lay == NULL)
+		return DLT645_OK;
+	st = dt_decode(lay, b + nbytes, &v->time, base + (int64_t) nbytes, err);
+	if (st == DLT645_OK)
+		return DLT645_OK;
+	time_clear(&v->time);
+	if (all_bytes(b + nbytes, lay->n, 0x00))
+		v->flags |= DLT645_VALUE_NO_TIME;
+	else if (all_bytes(b, def->size, 0xFF))
+		v->flags = DLT645_VALUE_ABSENT;
+	else
+		return st;
 	return DLT645_OK;
 }
 
@@ -2437,6 +2642,33 @@ dlt645_status_bit_name(unsigned word, unsigned bit)
 	return status_bits[word - 1][bit];
 }
 
+static const char *const baud_bits[16] = {
+    [1] = "baud_600",  [2] = "baud_1200", [3] = "baud_2400",
+    [4] = "baud_4800", [5] = "baud_9600", [6] = "baud_19200",
+};
+
+static const char *const combination_bits[16] = {
+    "forward_add", "forward_subtract", "reverse_add", "reverse_subtract"};
+
+const char *
+dlt645_bit_name(const dlt645_di_def *def, uint8_t sel, unsigned bit)
+{
+	if (def == NULL || def->format != DLT645_FMT_BITS || bit > 15 ||
+	    def->di3 != 0x04 || def->di2 != 0x00)
+		return NULL;
+	switch (def->di1_lo)
+	{
+		case 0x05:
+			return dlt645_status_bit_name(sel, bit);
+		case 0x06:
+			return combination_bits[bit];
+		case 0x07:
+			return baud_bits[bit];
+		default:
+			return NULL;
+	}
+}
+
 /* ------------------------------------------------------------------------
  * Stream parser
  * ------------------------------------------------------------------------ */
@@ -2470,7 +2702,7 @@ inner_frame(const uint8_t *b, size_t from, size_t to)
 		if (q + DLT645_OVERHEAD > to)
 			return false;
 		if (b[q + 7] == DLT645_START && q + DLT645_OVERHEAD + b[q + 9] <= to &&
-		    frame_check(b + q, 0, NULL) == DLT645_OK)
+		    frame_check(b + q, 0, NULL, NULL) == DLT645_OK)
 			return true;
 	}
 	return false;
@@ -2523,7 +2755,7 @@ stream_scan(dlt645_stream *s, dlt645_frame *frame, dlt645_error *err)
 		}
 		if (inner_frame(b, p + 1, p + total))
 			goto garbage;
-		st = frame_check(b + p, 0, err);
+		st = frame_check(b + p, 0, err, frame->data);
 		s->last = b + p;
 		s->last_len = (uint16_t) total;
 		fe = s->fe_run;

@@ -37,6 +37,13 @@ fail=0
 echo "== unit tests"
 if ls tests/unit/*_test >/dev/null 2>&1; then
 	prove tests/unit/*_test || fail=1
+	if command -v valgrind >/dev/null 2>&1; then
+		for t in tests/unit/*_test; do
+			valgrind -q --error-exitcode=99 --leak-check=full "$t" >/dev/null \
+				&& echo "valgrind: $t clean" \
+				|| { echo "valgrind: $t FAILED"; fail=1; }
+		done
+	fi
 fi
 
 echo "== pgTAP suites"
@@ -54,10 +61,13 @@ echo "== fuzz (short)"
 if [ -f tests/fuzz/fuzz_dlt645.c ]; then
 	make -s fuzz >/dev/null
 	mkdir -p "$TMP/corpus"
+	mkdir -p .tmp
 	./tests/fuzz/fuzz_dlt645 -max_total_time="${FUZZ_SECONDS:-30}" \
-		-print_final_stats=0 "$TMP/corpus" tests/fuzz/seeds \
+		-print_final_stats=0 -artifact_prefix=.tmp/fuzz- \
+		"$TMP/corpus" tests/fuzz/seeds \
 		>"$TMP/fuzz.log" 2>&1 && echo "fuzz: ok" || {
 		tail -50 "$TMP/fuzz.log"
+		echo "fuzz: FAILED (the input is kept in .tmp/fuzz-*)"
 		fail=1
 	}
 fi
