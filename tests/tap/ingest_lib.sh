@@ -43,7 +43,7 @@ wait_until() {
 free_tcp_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 10000)) # below the ephemeral ports and the clusters of lib.sh
 		(echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }

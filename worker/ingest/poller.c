@@ -15,7 +15,8 @@
 #include "net.h"
 #include "reading.h"
 
-#define RUN_BURST 20000  /* polls started per loop turn at most */
+/* polls started per loop turn at most: short turns keep command latency low */
+#define RUN_BURST 1000
 #define RETRY_US  200000 /* a held-back poll is tried again after 0.2 s */
 
 struct poll_state
