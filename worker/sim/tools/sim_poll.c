@@ -253,7 +253,7 @@ main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	ls = socket(AF_INET, SOCK_STREAM, 0);
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
@@ -280,25 +280,27 @@ main(int argc, char **argv)
 
 			if (c == NULL)
 			{
-				int fd = accept(ls, NULL, NULL);
+				int fd;
 
-				if (fd < 0)
-					continue;
-				setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one,
-				           sizeof(one));
-				c = calloc(1, sizeof(pconn));
-				c->fd = fd;
-				dlt645_stream_init(&c->rx);
-				ev.events = EPOLLIN;
-				ev.data.ptr = c;
-				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-				if (conns++ == 0)
+				/* drain the accept queue */
+				while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0)
 				{
-					start = now_us();
-					end = start + seconds * 1000000;
+					setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one,
+					           sizeof(one));
+					c = calloc(1, sizeof(pconn));
+					c->fd = fd;
+					dlt645_stream_init(&c->rx);
+					ev.events = EPOLLIN;
+					ev.data.ptr = c;
+					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+					if (conns++ == 0)
+					{
+						start = now_us();
+						end = start + seconds * 1000000;
+					}
+					if (per_gateway <= 0)
+						send_next(c);
 				}
-				if (per_gateway <= 0)
-					send_next(c);
 				continue;
 			}
 			ssize_t got = recv(c->fd, buf, sizeof(buf), 0);
