@@ -350,7 +350,6 @@ typedef struct sim_stats
 	uint64_t errors, no_target, collisions, relay_ops, faults;
 	uint64_t connects, disconnects, connect_failures, heartbeats;
 	uint64_t bytes_in, bytes_out, tx_overflow, truth_lines;
-	uint64_t by_func[32];
 } sim_stats;
 
 typedef struct sim_ctx

@@ -173,6 +173,7 @@ emit(sim_ctx *ctx, int ci, sim_meter *m, reply *r, int64_t t)
 	uint8_t wire[SIM_OUT_CAP];
 	uint32_t hit = sim_faults_roll(ctx, m);
 	size_t n = 0, start;
+	bool sent = false;
 	char fault[96];
 
 	if (c->last_len == 0)
@@ -215,9 +216,10 @@ emit(sim_ctx *ctx, int ci, sim_meter *m, reply *r, int64_t t)
 			memcpy(wire + n, wire + start, (size_t) r->len);
 			n += (size_t) r->len;
 		}
-		sim_net_send(ctx, ci, wire, n);
-		ctx->st.frames_out +=
-		    1 + ((hit & SIM_F_DUPLICATE) != 0) + ((hit & SIM_F_REPLAY) != 0);
+		sent = sim_net_send(ctx, ci, wire, n) == 0;
+		if (sent)
+			ctx->st.frames_out += 1 + ((hit & SIM_F_DUPLICATE) != 0) +
+			                      ((hit & SIM_F_REPLAY) != 0);
 		if (hit & SIM_F_SLOW)
 			sim_net_hold(ctx, ci, mono_us() + ctx->faults.slow_ms * 1000);
 		if (hit & SIM_F_DISCONNECT)
@@ -225,7 +227,11 @@ emit(sim_ctx *ctx, int ci, sim_meter *m, reply *r, int64_t t)
 	}
 	if (ctx->truth)
 	{
-		fault_text(hit, fault, sizeof(fault));
+		int len = fault_text(hit, fault, sizeof(fault));
+
+		if (!sent && !(hit & SIM_F_SILENCE))
+			snprintf(fault + len, sizeof(fault) - (size_t) len, "%sunsent",
+			         len ? "+" : "");
 		sim_truth_line(ctx, m, t, r->event, r->di, r->value, fault);
 	}
 }
@@ -304,7 +310,6 @@ sim_proto_frame(sim_ctx *ctx, int ci, const dlt645_frame *f)
 		ctx->st.bad_frames_in++;
 		return;
 	}
-	ctx->st.by_func[msg.func & 0x1F]++;
 	if (dlt645_address_is_broadcast(msg.address))
 	{
 		if (msg.func == DLT645_FN_TIME_SYNC || msg.func == DLT645_FN_FREEZE)

@@ -10,7 +10,6 @@
 #include "sim.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 

@@ -118,9 +118,8 @@ demand(const sim_meter *m, uint8_t d2, uint8_t d1, uint8_t d0, vals *o)
 	if (d2 == 0x02)
 		dw = 0;
 	put_num(o, dw, 4);
-	o->v[0].time.weekday = DLT645_NO_WEEKDAY;
 	sim_local_datetime(at * SIM_US_PER_MIN, &o->v[0].time);
-	o->v[0].time.weekday = DLT645_NO_WEEKDAY;
+	o->v[0].time.weekday = DLT645_NO_WEEKDAY; /* YYMMDDhhmm */
 	if (dw == 0)
 		o->v[0].flags = DLT645_VALUE_NO_TIME;
 	return o->n;
