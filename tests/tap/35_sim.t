@@ -8,7 +8,8 @@
 # commands, abnormal replies, gateways (registration, heartbeats, routing,
 # collisions, broadcasts), every injected fault, the ground-truth file, a
 # fleet read from the database, and clean exits. The gateway scenario runs
-# under valgrind. Waits are deadlines on conditions, never fixed sleeps.
+# under valgrind (PREPAID_SIM_WRAP="valgrind ..." runs every scenario under
+# it). Waits are deadlines on conditions, never fixed sleeps.
 use strict;
 use warnings;
 use FindBin;
@@ -466,6 +467,7 @@ ok $u9 > 1650 && $u9 < 1780, "undervoltage: about 78% of 220 V ($u9 dV)";
 is status_word($c9, '000000000309', 4) & 2, 2, 'undervoltage: status word 4 bit 1';
 $status = stop_sim($pid, 20);
 @started = grep { $_ != $pid } @started;
+is $status, 0, 'fault run: SIGTERM exits 0';
 my %faults_in_truth;
 $faults_in_truth{$_} = 1 for map { split /\+/, $_->{fault} } read_csv("$tmp/c_truth.csv");
 is_deeply [sort keys %faults_in_truth],
@@ -476,10 +478,10 @@ is_deeply [sort keys %faults_in_truth],
 # D. A fleet from the database
 # =====================================================================
 SKIP: {
-	skip 'no database (PGHOST/PGPORT unset)', 9 unless $ENV{PGPORT};
+	skip 'no database (PGHOST/PGPORT unset)', 10 unless $ENV{PGPORT};
 	my $db = "prepaid_sim_$$";
 	my $psql = "psql -qXAt -v ON_ERROR_STOP=1";
-	system("$psql -d postgres -c 'CREATE DATABASE $db' >/dev/null") == 0 or skip 'cannot create a database', 9;
+	system("$psql -d postgres -c 'CREATE DATABASE $db' >/dev/null") == 0 or skip 'cannot create a database', 10;
 	my $setup = <<'SQL';
 CREATE EXTENSION pg_prepaid CASCADE;
 SELECT prepaid.tariff_put('{"name": "sim", "time_zone": "Asia/Shanghai",
@@ -532,7 +534,7 @@ SQL
 	is sw3($gwc, '000000000402') & 0x0210, 0x0010, 'relay_actual open in the database: the meter starts open';
 	my ($g3, $gr3) = energy($gwc, '000000000403');
 	is scalar(@$gr3), 0, 'rate_registers 0: total only';
-	stop_sim($pid, 20);
+	is stop_sim($pid, 20), 0, 'database run: SIGTERM exits 0';
 	@started = grep { $_ != $pid } @started;
 	system("psql -qXAt -d postgres -c 'DROP DATABASE $db' >/dev/null 2>&1");
 }

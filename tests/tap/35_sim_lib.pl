@@ -122,7 +122,8 @@ sub server {
 # under a wrapper (valgrind)
 sub start_sim {
 	my ($srv, $log, @args) = @_;
-	my @cmd = ($SIM, '--port', $srv->{port}, '--stats', 0, @args);
+	my @cmd = ((split ' ', $ENV{PREPAID_SIM_WRAP} // ''), $SIM, '--port',
+		$srv->{port}, '--stats', 0, @args);
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open STDERR, '>', $log or die;
