@@ -253,6 +253,7 @@ BEGIN
 			   CASE c.kind WHEN 'read_frozen' THEN 'month' ELSE 'day' END),
 		   (c.payload->>'frozen_at')::timestamptz, (r.reply->>'energy_wh')::bigint,
 		   CASE WHEN jsonb_typeof(r.reply->'rate_wh') = 'array'
+					 AND jsonb_array_length(r.reply->'rate_wh') > 0
 				THEN ARRAY(SELECT jsonb_array_elements_text(r.reply->'rate_wh')::bigint) END
 	  FROM prepaid._ingest_results(p_results) r
 	  JOIN prepaid.command c ON c.command_id = r.command_id

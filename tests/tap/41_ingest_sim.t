@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")"
 source ./ingest_lib.sh
-echo "1..14"
+echo "1..15"
 setup_db prepaid_ing41 200 4 10 1
 PORT=$(free_tcp_port)
 SCALE=3600
@@ -55,6 +55,20 @@ wait_for 20 "SELECT count(*) >= 3 AND NOT bool_or(relay_open) AND max(energy_wh)
 	SELECT max(energy_wh) FROM prepaid.reading WHERE meter_id = 1 AND received_at <= '$closed_at')
 	FROM prepaid.reading WHERE meter_id = 1 AND received_at > '$closed_at'::timestamptz + interval '0.5 s'"
 ok $? "after the recharge consumption resumes"
+
+# freeze reads (F9) and a broadcast time sync, as the freeze job queues them
+q -c "INSERT INTO prepaid.command (property_id, meter_id, kind, payload) VALUES
+	(1, 4, 'read_frozen', jsonb_build_object('freeze', 'month', 'frozen_at', '2026-11-01 00:00+08', 'di', '0001FF01')),
+	(1, 8, 'read_daily_frozen', jsonb_build_object('freeze', 'day', 'frozen_at', '2026-11-20 00:00+08', 'di', '05060101')),
+	(1, 3, 'time_sync', NULL)" -c "NOTIFY prepaid_command" >/dev/null
+wait_for 20 "SELECT count(*) = 3 FROM prepaid.command WHERE kind IN ('read_frozen', 'read_daily_frozen', 'time_sync')
+	AND status = 'acknowledged'"
+r=$?
+frz=$(q -c "SELECT string_agg(f.meter_id || ':' || f.kind || ':' || (f.energy_wh = (c.reply->>'energy_wh')::bigint)
+	|| ':' || cardinality(f.rate_wh), ' ' ORDER BY f.meter_id)
+	FROM prepaid.freeze f JOIN prepaid.command c ON c.meter_id = f.meter_id AND c.kind LIKE 'read%frozen'")
+[ $r = 0 ] && [ "$frz" = "4:month:true:4 8:day:true:4" ]
+ok $? "month and daily freeze reads land in prepaid.freeze with their rate registers; time sync is broadcast ($frz)"
 
 stop sim41 TERM
 stop d41 TERM

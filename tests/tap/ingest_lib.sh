@@ -57,15 +57,24 @@ setup_db() {
 		-f "$ROOT/tests/tap/ingest_fleet.sql" >/dev/null
 }
 
-# start_daemon NAME PORT [OPTIONS...]: log in $WORK/NAME.log; PIDS[NAME]
+# start_daemon NAME PORT [OPTIONS...]: log in $WORK/NAME.log; PIDS[NAME];
+# returns once it listens for meters (or has died)
 start_daemon() {
-	local name=$1 port=$2
+	local name=$1 port=$2 before deadline
 	shift 2
 	mkdir -p "$WORK/spool-$name"
+	before=$(grep -c 'listening for meters' "$WORK/$name.log" 2>/dev/null)
 	${INGEST_WRAPPER:-} "$INGEST" --dsn "dbname=$DB" --name "$name" \
 		--listen "127.0.0.1:$port" --spool-dir "$WORK/spool-$name" "$@" \
 		>>"$WORK/$name.log" 2>&1 &
 	PIDS[$name]=$!
+	deadline=$((SECONDS + 60))
+	while [ $SECONDS -lt $deadline ] && kill -0 "${PIDS[$name]}" 2>/dev/null; do
+		[ "$(grep -c 'listening for meters' "$WORK/$name.log")" -gt "${before:-0}" ] && return 0
+		sleep 0.1
+	done
+	diag "daemon $name is not listening"
+	return 1
 }
 # stop NAME [SIGNAL]: signal it and wait; returns its exit status
 stop() {

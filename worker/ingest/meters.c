@@ -374,6 +374,7 @@ reload_done(pgsess *s, pgop *op, pgop_outcome outcome, const char *err)
 
 		log_info("meter map reloaded: %u meters, %u gateways", n, n_gateways);
 		poller_schedule_all();
+		net_refresh_gateways();
 	}
 	else
 		log_warn("meter map reload failed: %s", err);

@@ -434,6 +434,25 @@ attach_gateway(conn *c, gateway *g)
 	log_info("gateway %s connected (%u meters)", g->serial, n);
 }
 
+void
+net_refresh_gateways(void)
+{
+	for (uint32_t g = 0; g < n_gateways; g++)
+	{
+		conn *c = gateways[g]->conn;
+		meter **list;
+		uint32_t n;
+
+		if (c == NULL || c->state != CS_GATEWAY)
+			continue;
+		c->gateway = (int32_t) g; /* indexes are stable; kept in step */
+		gateways_members((int32_t) g, &list, &n);
+		for (uint32_t i = 0; i < n; i++)
+			if (list[i]->conn == NULL)
+				meter_attach(list[i], c);
+	}
+}
+
 /* --- closing ------------------------------------------------------------- */
 
 static void

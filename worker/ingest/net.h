@@ -23,6 +23,9 @@ extern void net_enqueue(meter *m, bool urgent);
  * connection is closed, or it leaves its gateway. */
 extern void net_detach_meter(meter *m);
 
+/* After a map reload: meters newly behind a connected gateway join it. */
+extern void net_refresh_gateways(void);
+
 /* Request, identification and idle timeouts; returns the next deadline. */
 extern int64_t net_timers(int64_t now);
 
