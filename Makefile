@@ -21,7 +21,7 @@ PG_CPPFLAGS = -I$(CURDIR)/codec -I$(CURDIR)/extension -I$(CURDIR)/bgw
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK  = -lcurl
-EXTRA_CLEAN = tests/unit/*_test tests/fuzz/fuzz_dlt645 bench/decode_bench
+EXTRA_CLEAN = tests/unit/*_test tests/fuzz/fuzz_dlt645 bench/decode_bench worker/prepaid-ingest worker/prepaid-sim
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -48,6 +48,21 @@ UNIT_TESTS  = $(patsubst %.c,%,$(wildcard tests/unit/*_test.c))
 unit: $(UNIT_TESTS)
 tests/unit/%_test: tests/unit/%_test.c codec/dlt645.c codec/dlt645.h tests/unit/tap.h
 	$(CC_PLAIN) $(PLAIN_FLAGS) -o $@ $< codec/dlt645.c
+
+# The meter-facing daemon and the simulator: plain C + libpq, no server headers.
+# worker/common/ is shared by both (logging, accelerated clock, ...).
+PQ_INCLUDE  := $(shell $(PG_CONFIG) --includedir 2>/dev/null)
+WORKER_FLAGS = $(PLAIN_FLAGS) -Iworker/common -I$(PQ_INCLUDE)
+COMMON_SRCS  = $(sort $(wildcard worker/common/*.c))
+INGEST_SRCS  = $(sort $(wildcard worker/ingest/*.c))
+SIM_SRCS     = $(sort $(wildcard worker/sim/*.c))
+WORKER_DEPS  = codec/dlt645.c codec/dlt645.h $(wildcard worker/common/*.h)
+
+workers: worker/prepaid-ingest worker/prepaid-sim
+worker/prepaid-ingest: $(INGEST_SRCS) $(COMMON_SRCS) $(WORKER_DEPS) $(wildcard worker/ingest/*.h)
+	$(CC_PLAIN) $(WORKER_FLAGS) -Iworker/ingest -o $@ $(INGEST_SRCS) $(COMMON_SRCS) codec/dlt645.c -lpq
+worker/prepaid-sim: $(SIM_SRCS) $(COMMON_SRCS) $(WORKER_DEPS) $(wildcard worker/sim/*.h)
+	$(CC_PLAIN) $(WORKER_FLAGS) -Iworker/sim -o $@ $(SIM_SRCS) $(COMMON_SRCS) codec/dlt645.c -lpq
 
 fuzz: tests/fuzz/fuzz_dlt645
 tests/fuzz/fuzz_dlt645: tests/fuzz/fuzz_dlt645.c codec/dlt645.c codec/dlt645.h
