@@ -4,7 +4,7 @@
 # conditions with a deadline (never fixed sleeps). Uses the cluster of
 # make test (PGHOST/PGPORT).
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-INGEST=$ROOT/worker/prepaid-ingest
+INGEST=${PREPAID_INGEST_BIN:-$ROOT/worker/prepaid-ingest}
 SIM=$ROOT/worker/prepaid-sim
 CLIENT=$ROOT/tests/tap/ingest_client.pl
 WORK=$(mktemp -d /tmp/ingest_test.XXXXXX)

@@ -588,7 +588,8 @@ batch_init(pgsess *w, int64_t last_committed)
 		seg_path(old[i], path, sizeof(path));
 		read_segment(path, &max_no);
 	}
-	qsort(fb, n_fb, sizeof(found), cmp_found);
+	if (n_fb > 0)
+		qsort(fb, n_fb, sizeof(found), cmp_found);
 	seg_open(max_seq + 1);
 	for (size_t i = 0; i < n_fb; i++)
 	{
