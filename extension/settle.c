@@ -520,14 +520,17 @@ finish_meter(Meter *m, Batch *b, SettleTotals *tot)
 	vec_push(&b->c_e, Int64GetDatum(m->e), false);
 	if (m->nr > 0)
 	{
-		StringInfoData regs;
+		/* "{r1,...,rn}": at most 8 registers of 20 digits, on the stack */
+		char regs[TOU_MAX_REGISTERS * 21 + 3];
+		int len = 0;
 
-		initStringInfo(&regs);
-		appendStringInfoChar(&regs, '{');
+		regs[len++] = '{';
 		for (int i = 0; i < m->nr; i++)
-			appendStringInfo(&regs, "%s" INT64_FORMAT, i ? "," : "", m->r[i]);
-		appendStringInfoChar(&regs, '}');
-		vec_push(&b->c_r, CStringGetTextDatum(regs.data), false);
+			len += snprintf(regs + len, sizeof(regs) - len, "%s" INT64_FORMAT,
+			                i ? "," : "", m->r[i]);
+		regs[len++] = '}';
+		regs[len] = '\0';
+		vec_push(&b->c_r, CStringGetTextDatum(regs), false);
 	}
 	else
 		vec_push(&b->c_r, (Datum) 0, true);
