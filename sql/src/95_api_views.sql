@@ -1,0 +1,502 @@
+-- Report views of the api schema (F15, F16, F17, F19), read by PostgREST and
+-- BI tools. Every view is security_invoker: it runs with the caller's
+-- rights, so row-level security on the prepaid tables (99_rls.sql) limits an
+-- operator to its property everywhere, with one rule per table rather than
+-- a filter repeated in each view. Plain columns, so PostgREST filters
+-- (?area_id=eq.3&fee_status=eq.low_balance) become WHERE clauses.
+-- Energy in kWh and electrical values on the primary side (PT/CT applied).
+-- No view reads raw readings except electrical_history (one meter, a range).
+
+-- The TOU period in force for a tariff at an instant.
+CREATE FUNCTION prepaid._tariff_period_at(p_tariff_id bigint, p_at timestamptz)
+RETURNS text LANGUAGE sql STABLE PARALLEL SAFE COST 1000 AS $$
+	SELECT s.period FROM prepaid.tou_split(p_tariff_id, p_at, p_at + interval '1 second', 1) s
+	 ORDER BY s.kwh DESC, s.period LIMIT 1
+$$;
+
+-- Active alarms are listed newest first; bills and capacity reports are read by month.
+CREATE INDEX alarm_recent ON prepaid.alarm (raised_at DESC) WHERE cleared_at IS NULL;
+CREATE INDEX month_usage_month ON prepaid.month_usage (month);
+CREATE INDEX demand_max_month ON prepaid.demand_max (month);
+
+-- F17: one row per meter.
+CREATE VIEW api.meter_monitor WITH (security_invoker = true) AS
+SELECT m.property_id, m.meter_id, m.address, m.shop_no, m.owner_name,
+	   m.area_id, ar.name AS area_name, m.gateway_id,
+	   a.customer_id, c.name AS customer_name, m.account_id, a.collection_account_id,
+	   m.phase, m.pt_ratio, m.ct_ratio, m.mode, m.keep_power, m.relay_desired, m.relay_actual,
+	   m.opened_at IS NOT NULL AS opened,
+	   coalesce(l.read_at, m.opened_at, m.created_at)
+		   >= now() - m.read_interval * (SELECT prepaid._setting_numeric('pg_prepaid.offline_factor', 2.5))
+		   AS online,
+	   a.balance, a.credit_limit, a.warning_level,
+	   CASE WHEN m.mode = 'postpaid' THEN 'postpaid'
+			WHEN a.balance < -a.credit_limit THEN 'cut_off'
+			WHEN a.balance < 0 THEN 'in_credit'
+			WHEN a.balance < a.warning_level THEN 'low_balance'
+			ELSE 'normal' END AS fee_status,
+	   l.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS total_kwh,
+	   l.power_kw * m.pt_ratio * m.ct_ratio AS power_kw,
+	   l.read_at AS last_reading_at, m.last_seen,
+	   greatest(l.read_at, m.last_seen) AS last_update,
+	   m.tariff_id, t.name AS tariff_name,
+	   prepaid._tariff_period_at(m.tariff_id, now()) AS current_period,
+	   prepaid.tou_price(m.tariff_id, now(), prepaid._tariff_period_at(m.tariff_id, now()))
+		   AS current_price,
+	   m.power_threshold_kw, m.undervoltage_ratio, m.overvoltage_ratio, m.read_interval,
+	   m.rate_registers, m.model, m.opened_at, m.created_at
+  FROM prepaid.meter m
+  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+  LEFT JOIN prepaid.customer c ON c.property_id = a.property_id AND c.customer_id = a.customer_id
+  LEFT JOIN prepaid.area ar ON ar.property_id = m.property_id AND ar.area_id = m.area_id
+  LEFT JOIN prepaid.meter_latest l ON l.property_id = m.property_id AND l.meter_id = m.meter_id
+  LEFT JOIN prepaid.tariff t ON t.tariff_id = m.tariff_id;
+COMMENT ON VIEW api.meter_monitor IS
+	'every meter with owner, area, balance, fee status, energy, last update, current price, relay and mode';
+
+CREATE VIEW api.offline_meters WITH (security_invoker = true) AS
+SELECT * FROM api.meter_monitor WHERE NOT online;
+
+CREATE VIEW api.gateway_status WITH (security_invoker = true) AS
+SELECT g.property_id, g.gateway_id, g.serial, g.model, g.area_id, ar.name AS area_name,
+	   g.last_seen,
+	   coalesce(g.last_seen >= now() - make_interval(secs =>
+					(SELECT prepaid._setting_numeric('pg_prepaid.gateway_timeout', 900))::float8), false)
+		   AS online,
+	   (SELECT count(*) FROM prepaid.meter m
+		 WHERE m.property_id = g.property_id AND m.gateway_id = g.gateway_id) AS meters
+  FROM prepaid.gateway g
+  LEFT JOIN prepaid.area ar ON ar.property_id = g.property_id AND ar.area_id = g.area_id;
+
+CREATE VIEW api.offline_gateways WITH (security_invoker = true) AS
+SELECT * FROM api.gateway_status WHERE NOT online;
+
+CREATE VIEW api.alarms WITH (security_invoker = true) AS
+SELECT al.property_id, al.alarm_id, al.kind, al.severity, al.meter_id, m.address, m.shop_no,
+	   m.area_id, al.gateway_id, al.detail, al.raised_at, al.cleared_at, al.acked_at, al.acked_by,
+	   al.cleared_at IS NULL AS active
+  FROM prepaid.alarm al
+  LEFT JOIN prepaid.meter m ON m.property_id = al.property_id AND m.meter_id = al.meter_id;
+
+-- F16: energy per local hour of today, yesterday, the same day last week and
+-- last year (today's hours still to come are NULL).
+CREATE VIEW api.overview_hourly WITH (security_invoker = true) AS
+WITH d AS (
+	SELECT p.property_id, p.time_zone, (now() AT TIME ZONE p.time_zone)::date AS today,
+		   extract(hour FROM now() AT TIME ZONE p.time_zone)::integer AS current_hour
+	  FROM prepaid.property p),
+days AS (
+	SELECT d.property_id, d.time_zone, x.tag, x.day
+	  FROM d CROSS JOIN LATERAL (VALUES ('today', d.today), ('yesterday', d.today - 1),
+										('last_week', d.today - 7),
+										('last_year', (d.today - interval '1 year')::date)) x(tag, day)),
+e AS (
+	SELECT days.property_id, days.tag,
+		   extract(hour FROM e.hour AT TIME ZONE days.time_zone)::integer AS hour_of_day,
+		   sum(e.energy_wh) AS wh
+	  FROM days
+	  JOIN prepaid.property_energy_hourly e ON e.property_id = days.property_id
+	   AND e.hour >= (days.day::timestamp AT TIME ZONE days.time_zone)
+	   AND e.hour < ((days.day + 1)::timestamp AT TIME ZONE days.time_zone)
+	 GROUP BY 1, 2, 3)
+SELECT d.property_id, d.today AS local_date, h.hour_of_day, d.current_hour,
+	   CASE WHEN h.hour_of_day <= d.current_hour
+			THEN coalesce(sum(e.wh) FILTER (WHERE e.tag = 'today'), 0) * 0.001 END AS today_kwh,
+	   coalesce(sum(e.wh) FILTER (WHERE e.tag = 'yesterday'), 0) * 0.001 AS yesterday_kwh,
+	   coalesce(sum(e.wh) FILTER (WHERE e.tag = 'last_week'), 0) * 0.001 AS last_week_kwh,
+	   coalesce(sum(e.wh) FILTER (WHERE e.tag = 'last_year'), 0) * 0.001 AS last_year_kwh
+  FROM d
+ CROSS JOIN generate_series(0, 23) h(hour_of_day)
+  LEFT JOIN e ON e.property_id = d.property_id AND e.hour_of_day = h.hour_of_day
+ GROUP BY d.property_id, d.today, h.hour_of_day, d.current_hour;
+
+-- F16: one row per property company.
+CREATE VIEW api.overview WITH (security_invoker = true) AS
+WITH mm AS (
+	SELECT property_id, count(*) AS meters,
+		   count(*) FILTER (WHERE NOT opened) AS not_opened,
+		   count(*) FILTER (WHERE online) AS online,
+		   count(*) FILTER (WHERE NOT online) AS offline,
+		   count(*) FILTER (WHERE relay_actual = 'closed') AS relay_closed,
+		   count(*) FILTER (WHERE relay_actual = 'open') AS relay_open,
+		   count(*) FILTER (WHERE relay_actual = 'unknown') AS relay_unknown,
+		   count(*) FILTER (WHERE keep_power) AS keep_power,
+		   count(*) FILTER (WHERE mode = 'prepaid') AS prepaid,
+		   count(*) FILTER (WHERE mode = 'postpaid') AS postpaid,
+		   count(*) FILTER (WHERE fee_status = 'low_balance') AS low_balance,
+		   count(*) FILTER (WHERE fee_status = 'in_credit') AS in_credit,
+		   count(*) FILTER (WHERE fee_status = 'cut_off') AS cut_off
+	  FROM api.meter_monitor GROUP BY 1),
+gw AS (
+	SELECT property_id, count(*) AS gateways, count(*) FILTER (WHERE NOT online) AS gateways_offline
+	  FROM api.gateway_status GROUP BY 1),
+al AS (
+	SELECT property_id, count(*) AS alarms_active,
+		   count(*) FILTER (WHERE severity = 'critical') AS alarms_critical,
+		   max(raised_at) AS newest_alarm_at
+	  FROM prepaid.alarm WHERE cleared_at IS NULL GROUP BY 1),
+hr AS (
+	SELECT property_id, local_date, max(current_hour) AS current_hour,
+		   sum(today_kwh) AS today_kwh, sum(yesterday_kwh) AS yesterday_kwh,
+		   sum(last_week_kwh) FILTER (WHERE hour_of_day <= current_hour) AS last_week_same_period_kwh,
+		   sum(last_year_kwh) FILTER (WHERE hour_of_day <= current_hour) AS last_year_same_period_kwh,
+		   array_agg(today_kwh ORDER BY hour_of_day) AS hourly_today_kwh,
+		   array_agg(yesterday_kwh ORDER BY hour_of_day) AS hourly_yesterday_kwh
+	  FROM api.overview_hourly GROUP BY 1, 2)
+SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date,
+	   coalesce(mm.meters, 0) AS meters, coalesce(mm.not_opened, 0) AS not_opened,
+	   coalesce(mm.online, 0) AS online, coalesce(mm.offline, 0) AS offline,
+	   coalesce(mm.relay_closed, 0) AS relay_closed, coalesce(mm.relay_open, 0) AS relay_open,
+	   coalesce(mm.relay_unknown, 0) AS relay_unknown, coalesce(mm.keep_power, 0) AS keep_power,
+	   coalesce(mm.prepaid, 0) AS prepaid, coalesce(mm.postpaid, 0) AS postpaid,
+	   coalesce(mm.low_balance, 0) AS low_balance, coalesce(mm.in_credit, 0) AS in_credit,
+	   coalesce(mm.cut_off, 0) AS cut_off,
+	   coalesce(gw.gateways, 0) AS gateways, coalesce(gw.gateways_offline, 0) AS gateways_offline,
+	   coalesce(al.alarms_active, 0) AS alarms_active,
+	   coalesce(al.alarms_critical, 0) AS alarms_critical, al.newest_alarm_at,
+	   hr.today_kwh, hr.yesterday_kwh, hr.last_week_same_period_kwh, hr.last_year_same_period_kwh,
+	   CASE WHEN hr.last_week_same_period_kwh > 0
+			THEN round((hr.today_kwh - hr.last_week_same_period_kwh) * 100
+					   / hr.last_week_same_period_kwh, 1) END AS growth_week_pct,
+	   CASE WHEN hr.last_year_same_period_kwh > 0
+			THEN round((hr.today_kwh - hr.last_year_same_period_kwh) * 100
+					   / hr.last_year_same_period_kwh, 1) END AS growth_year_pct,
+	   hr.hourly_today_kwh, hr.hourly_yesterday_kwh
+  FROM prepaid.property p
+  LEFT JOIN mm ON mm.property_id = p.property_id
+  LEFT JOIN gw ON gw.property_id = p.property_id
+  LEFT JOIN al ON al.property_id = p.property_id
+  LEFT JOIN hr ON hr.property_id = p.property_id;
+COMMENT ON VIEW api.overview IS
+	'per property: meter counts by state, energy today and yesterday, growth, alarms, gateways';
+
+-- F15: the newest values of each meter.
+CREATE VIEW api.electrical_latest WITH (security_invoker = true) AS
+SELECT m.property_id, m.meter_id, m.address, m.shop_no, m.area_id, m.phase, m.pt_ratio,
+	   m.ct_ratio, l.read_at,
+	   l.voltage_a * m.pt_ratio AS voltage_a, l.voltage_b * m.pt_ratio AS voltage_b,
+	   l.voltage_c * m.pt_ratio AS voltage_c,
+	   l.current_a * m.ct_ratio AS current_a, l.current_b * m.ct_ratio AS current_b,
+	   l.current_c * m.ct_ratio AS current_c,
+	   l.power_kw * m.pt_ratio * m.ct_ratio AS power_kw,
+	   r.power_a_kw * m.pt_ratio * m.ct_ratio AS power_a_kw,
+	   r.power_b_kw * m.pt_ratio * m.ct_ratio AS power_b_kw,
+	   r.power_c_kw * m.pt_ratio * m.ct_ratio AS power_c_kw,
+	   r.reactive_kvar * m.pt_ratio * m.ct_ratio AS reactive_kvar,
+	   l.power_factor, r.frequency_hz, l.demand_kw * m.pt_ratio * m.ct_ratio AS demand_kw
+  FROM prepaid.meter m
+  JOIN prepaid.meter_latest l ON l.property_id = m.property_id AND l.meter_id = m.meter_id
+  LEFT JOIN prepaid.reading r
+	ON r.property_id = l.property_id AND r.meter_id = l.meter_id AND r.read_at = l.read_at;
+
+-- F15: every reading, for one meter and a time range (filter meter_id and read_at).
+CREATE VIEW api.electrical_history WITH (security_invoker = true) AS
+SELECT r.property_id, r.meter_id, r.read_at,
+	   r.voltage_a * m.pt_ratio AS voltage_a, r.voltage_b * m.pt_ratio AS voltage_b,
+	   r.voltage_c * m.pt_ratio AS voltage_c,
+	   r.current_a * m.ct_ratio AS current_a, r.current_b * m.ct_ratio AS current_b,
+	   r.current_c * m.ct_ratio AS current_c,
+	   r.power_kw * m.pt_ratio * m.ct_ratio AS power_kw,
+	   r.power_a_kw * m.pt_ratio * m.ct_ratio AS power_a_kw,
+	   r.power_b_kw * m.pt_ratio * m.ct_ratio AS power_b_kw,
+	   r.power_c_kw * m.pt_ratio * m.ct_ratio AS power_c_kw,
+	   r.reactive_kvar * m.pt_ratio * m.ct_ratio AS reactive_kvar,
+	   r.power_factor, r.frequency_hz,
+	   r.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS energy_kwh
+  FROM prepaid.reading r
+  JOIN prepaid.meter m ON m.property_id = r.property_id AND m.meter_id = r.meter_id;
+
+-- F15: per local day, from the daily rollup.
+CREATE VIEW api.electrical_daily WITH (security_invoker = true) AS
+SELECT e.property_id, e.meter_id, e.day, e.samples, e.first_at, e.last_at,
+	   round(e.voltage_a_sum / nullif(e.n_voltage, 0) * m.pt_ratio, 2) AS voltage_a_avg,
+	   round(e.voltage_b_sum / nullif(e.n_voltage, 0) * m.pt_ratio, 2) AS voltage_b_avg,
+	   round(e.voltage_c_sum / nullif(e.n_voltage, 0) * m.pt_ratio, 2) AS voltage_c_avg,
+	   e.voltage_a_min * m.pt_ratio AS voltage_a_min, e.voltage_a_max * m.pt_ratio AS voltage_a_max,
+	   e.voltage_b_min * m.pt_ratio AS voltage_b_min, e.voltage_b_max * m.pt_ratio AS voltage_b_max,
+	   e.voltage_c_min * m.pt_ratio AS voltage_c_min, e.voltage_c_max * m.pt_ratio AS voltage_c_max,
+	   round(e.current_a_sum / nullif(e.n_current, 0) * m.ct_ratio, 3) AS current_a_avg,
+	   round(e.current_b_sum / nullif(e.n_current, 0) * m.ct_ratio, 3) AS current_b_avg,
+	   round(e.current_c_sum / nullif(e.n_current, 0) * m.ct_ratio, 3) AS current_c_avg,
+	   e.current_a_max * m.ct_ratio AS current_a_max, e.current_b_max * m.ct_ratio AS current_b_max,
+	   e.current_c_max * m.ct_ratio AS current_c_max,
+	   round(e.power_sum / nullif(e.n_power, 0) * m.pt_ratio * m.ct_ratio, 4) AS power_kw_avg,
+	   e.power_max * m.pt_ratio * m.ct_ratio AS power_kw_max,
+	   round(e.power_a_sum / nullif(e.n_power, 0) * m.pt_ratio * m.ct_ratio, 4) AS power_a_kw_avg,
+	   round(e.power_b_sum / nullif(e.n_power, 0) * m.pt_ratio * m.ct_ratio, 4) AS power_b_kw_avg,
+	   round(e.power_c_sum / nullif(e.n_power, 0) * m.pt_ratio * m.ct_ratio, 4) AS power_c_kw_avg,
+	   round(e.reactive_sum / nullif(e.n_reactive, 0) * m.pt_ratio * m.ct_ratio, 4)
+		   AS reactive_kvar_avg,
+	   round(e.pf_sum / nullif(e.n_pf, 0), 3) AS power_factor_avg, e.pf_min AS power_factor_min
+  FROM prepaid.electrical_daily e
+  JOIN prepaid.meter m ON m.property_id = e.property_id AND m.meter_id = e.meter_id;
+
+-- F15: per local hour of one meter over a range (at most 93 days), from its
+-- readings: averages, extremes and the readings taken in the hour, and the
+-- energy of the intervals ending in it; use api.electrical_daily for
+-- longer ranges.
+CREATE FUNCTION api.electrical_hourly(meter_id bigint, t_from timestamptz, t_to timestamptz)
+RETURNS TABLE (hour timestamptz, samples bigint, voltage_a_avg numeric, voltage_b_avg numeric,
+			   voltage_c_avg numeric, voltage_min numeric, voltage_max numeric,
+			   current_a_avg numeric, current_b_avg numeric, current_c_avg numeric,
+			   current_max numeric, power_kw_avg numeric, power_kw_max numeric,
+			   reactive_kvar_avg numeric, power_factor_avg numeric, energy_kwh numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	v_meter prepaid.meter;
+	v_tz    text;
+BEGIN
+	IF t_from IS NULL OR t_to IS NULL OR t_to <= t_from OR t_to - t_from > interval '93 days' THEN
+		RAISE EXCEPTION 'invalid range for hourly values'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('From %s to %s.', t_from, t_to),
+				  HINT = 'Give a range of at most 93 days; use api.electrical_daily for longer ones.';
+	END IF;
+	SELECT m.* INTO v_meter FROM prepaid.meter m WHERE m.meter_id = electrical_hourly.meter_id;
+	IF NOT FOUND THEN	-- also when row-level security hides it
+		RAISE EXCEPTION 'meter % does not exist', electrical_hourly.meter_id
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	SELECT p.time_zone INTO v_tz FROM prepaid.property p WHERE p.property_id = v_meter.property_id;
+	RETURN QUERY
+	WITH r AS (	-- the readings of the range and the one before it
+		SELECT x.*, date_trunc('hour', x.read_at, v_tz) AS h,
+			   date_trunc('hour', x.read_at - interval '1 microsecond', v_tz) AS eh,
+			   prepaid._register_delta(lag(x.energy_wh) OVER (ORDER BY x.read_at), x.energy_wh,
+									   v_meter.register_modulus_wh) AS d_wh
+		  FROM (SELECT * FROM prepaid.reading r
+				 WHERE r.property_id = v_meter.property_id AND r.meter_id = v_meter.meter_id
+				   AND r.read_at >= t_from AND r.read_at < t_to
+				UNION ALL
+				(SELECT * FROM prepaid.reading r
+				  WHERE r.property_id = v_meter.property_id AND r.meter_id = v_meter.meter_id
+					AND r.read_at < t_from
+				  ORDER BY r.read_at DESC LIMIT 1)) x),
+	energy AS (	-- intervals ending in the hour
+		SELECT r.eh, sum(r.d_wh) AS wh FROM r
+		 WHERE r.read_at > t_from AND r.d_wh IS NOT NULL GROUP BY r.eh),
+	samples AS (	-- readings taken in the hour
+		SELECT r.h, count(*) AS n,
+			   avg(r.voltage_a) AS va, avg(r.voltage_b) AS vb, avg(r.voltage_c) AS vc,
+			   least(min(r.voltage_a), min(r.voltage_b), min(r.voltage_c)) AS vmin,
+			   greatest(max(r.voltage_a), max(r.voltage_b), max(r.voltage_c)) AS vmax,
+			   avg(r.current_a) AS ia, avg(r.current_b) AS ib, avg(r.current_c) AS ic,
+			   greatest(max(r.current_a), max(r.current_b), max(r.current_c)) AS imax,
+			   avg(r.power_kw) AS p, max(r.power_kw) AS pmax, avg(r.reactive_kvar) AS q,
+			   avg(r.power_factor) AS pf
+		  FROM r WHERE r.read_at >= t_from GROUP BY r.h)
+	SELECT coalesce(s.h, e.eh), coalesce(s.n, 0), round(s.va * v_meter.pt_ratio, 2),
+		   round(s.vb * v_meter.pt_ratio, 2), round(s.vc * v_meter.pt_ratio, 2),
+		   s.vmin * v_meter.pt_ratio, s.vmax * v_meter.pt_ratio,
+		   round(s.ia * v_meter.ct_ratio, 3), round(s.ib * v_meter.ct_ratio, 3),
+		   round(s.ic * v_meter.ct_ratio, 3), s.imax * v_meter.ct_ratio,
+		   round(s.p * v_meter.pt_ratio * v_meter.ct_ratio, 4),
+		   s.pmax * v_meter.pt_ratio * v_meter.ct_ratio,
+		   round(s.q * v_meter.pt_ratio * v_meter.ct_ratio, 4), round(s.pf, 3),
+		   coalesce(e.wh, 0) * v_meter.pt_ratio::bigint * v_meter.ct_ratio * 0.001
+	  FROM samples s FULL JOIN energy e ON e.eh = s.h
+	 ORDER BY 1;
+END
+$$;
+
+-- Energy per meter and local day, total and per TOU period.
+CREATE VIEW api.energy_daily WITH (security_invoker = true) AS
+SELECT d.property_id, d.meter_id, d.day, d.energy_wh * 0.001 AS energy_kwh,
+	   d.sharp_kwh, d.peak_kwh, d.flat_kwh, d.valley_kwh, d.deep_kwh
+  FROM prepaid.meter_energy_daily d;
+
+-- F10, F19: per meter and month, the maximum 15-minute demand with its time,
+-- the rule of the meter's customer in force that month, the customer's
+-- charge, and this meter's share of it (in proportion to its maximum
+-- demand, in whole fen adding up to the charge; all on the lowest meter when
+-- no meter has a demand). A customer's billed demand is the sum of its
+-- meters' maxima (each meter is a metering point). Months are those with a
+-- maximum demand or a month usage.
+CREATE VIEW api.capacity_meter WITH (security_invoker = true) AS
+WITH k AS NOT MATERIALIZED (
+	SELECT x.property_id, x.meter_id, x.month, d.max_kw, d.max_at
+	  FROM (SELECT property_id, meter_id, month FROM prepaid.demand_max
+			 UNION
+			SELECT property_id, meter_id, month FROM prepaid.month_usage) x
+	  LEFT JOIN prepaid.demand_max d
+		ON d.property_id = x.property_id AND d.meter_id = x.meter_id AND d.month = x.month),
+c AS NOT MATERIALIZED (
+	SELECT k.*, a.customer_id, r.basis, r.price, r.installed_kva, r.contract_kw,
+		   sum(k.max_kw) OVER w AS customer_kw,
+		   row_number() OVER (PARTITION BY k.property_id, a.customer_id, k.month
+							  ORDER BY k.meter_id) AS meter_rank
+	  FROM k
+	  JOIN prepaid.meter m ON m.property_id = k.property_id AND m.meter_id = k.meter_id
+	  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+	  LEFT JOIN LATERAL (
+		   SELECT cr.* FROM prepaid.capacity_rule cr
+			WHERE cr.property_id = a.property_id AND cr.customer_id = a.customer_id
+			  AND cr.valid_from <= k.month
+			ORDER BY cr.valid_from DESC LIMIT 1) r ON true
+	WINDOW w AS (PARTITION BY k.property_id, a.customer_id, k.month)),
+q AS NOT MATERIALIZED (	-- the customer's billed quantity, excess and charge
+	SELECT c.*,
+		   CASE c.basis WHEN 'max_demand' THEN coalesce(c.customer_kw, 0)
+						WHEN 'contract_demand' THEN c.contract_kw
+						WHEN 'transformer' THEN c.installed_kva END AS billed_quantity,
+		   CASE WHEN c.basis = 'contract_demand'
+				THEN greatest(coalesce(c.customer_kw, 0) - 1.05 * c.contract_kw, 0) END AS excess_kw
+	  FROM c),
+ch AS NOT MATERIALIZED (
+	SELECT q.*,
+		   round(q.billed_quantity * q.price + coalesce(q.excess_kw, 0) * q.price * 2, 2) AS charge
+	  FROM q),
+s AS NOT MATERIALIZED (	-- this meter's exact share in fen
+	SELECT ch.*,
+		   CASE WHEN coalesce(ch.customer_kw, 0) > 0
+				THEN ch.charge * 100 * coalesce(ch.max_kw, 0) / ch.customer_kw
+				WHEN ch.meter_rank = 1 THEN ch.charge * 100 ELSE 0 END AS share_fen
+	  FROM ch),
+f AS NOT MATERIALIZED (
+	SELECT s.*, floor(s.share_fen) AS fen,
+		   round(s.charge * 100) - sum(floor(s.share_fen)) OVER w AS left_fen,
+		   row_number() OVER (PARTITION BY s.property_id, s.customer_id, s.month
+							  ORDER BY s.share_fen - floor(s.share_fen) DESC, s.meter_id) AS frac_rank
+	  FROM s
+	WINDOW w AS (PARTITION BY s.property_id, s.customer_id, s.month))
+SELECT f.property_id, f.meter_id, f.customer_id, f.month, f.max_kw, f.max_at, f.customer_kw,
+	   f.basis, f.price, f.installed_kva, f.contract_kw, f.billed_quantity, f.excess_kw,
+	   f.charge AS customer_charge,
+	   round((f.fen + CASE WHEN f.frac_rank <= f.left_fen THEN 1 ELSE 0 END) / 100, 2) AS amount
+  FROM f;
+
+-- F10, F19: per customer and month.
+CREATE VIEW api.capacity_report WITH (security_invoker = true) AS
+SELECT cm.property_id, cm.customer_id, cu.name AS customer_name, cm.month,
+	   count(*) AS meters, max(cm.customer_kw) AS demand_kw, max(cm.max_kw) AS max_meter_kw,
+	   (array_agg(cm.max_at ORDER BY cm.max_kw DESC NULLS LAST, cm.max_at))[1] AS max_at,
+	   max(cm.basis) AS basis, max(cm.price) AS price, max(cm.installed_kva) AS installed_kva,
+	   max(cm.contract_kw) AS contract_kw, max(cm.billed_quantity) AS billed_quantity,
+	   max(cm.excess_kw) AS excess_kw,
+	   CASE WHEN max(cm.basis) = 'transformer' THEN 'kVA' WHEN max(cm.basis) IS NOT NULL THEN 'kW'
+	   END AS unit,
+	   sum(cm.amount) AS amount
+  FROM api.capacity_meter cm
+  JOIN prepaid.customer cu ON cu.property_id = cm.property_id AND cu.customer_id = cm.customer_id
+ GROUP BY cm.property_id, cm.customer_id, cu.name, cm.month;
+
+-- F8, F19: the lines of each post-paid meter's monthly bill: energy per TOU
+-- period (line 1-5) and the capacity charge (line 6). The month's energy is
+-- the difference of two month-start freezes (prepaid.month_usage; estimated
+-- when either freeze was). Per period it comes from the per-rate registers
+-- of the freezes when the meter has them ("registers"); otherwise the total
+-- is split in whole Wh in proportion to the month's per-period energy of
+-- the readings ("readings", from meter_energy_daily), or, without readings,
+-- over the tariff calendar as if the load were even ("uniform"). Prices are
+-- those of the meter's tariff version and season in force at the start of
+-- the month. Each line's amount is rounded to the fen; the bill is their sum.
+-- method: registers / readings / uniform for energy lines, the capacity
+-- basis for the capacity line. Written without materialized CTEs so that
+-- filters on month, property_id and meter_id reach the tables.
+CREATE VIEW api.postpaid_bill_line WITH (security_invoker = true) AS
+WITH u AS NOT MATERIALIZED (
+	SELECT mu.property_id, mu.meter_id, mu.month, mu.from_at, mu.to_at, mu.estimated,
+		   mu.energy_wh * m.pt_ratio::bigint * m.ct_ratio AS total_wh,
+		   m.pt_ratio::bigint * m.ct_ratio AS mult, m.tariff_id,
+		   nullif(mu.period_wh, '{}') AS period_wh
+	  FROM prepaid.month_usage mu
+	  JOIN prepaid.meter m ON m.property_id = mu.property_id AND m.meter_id = mu.meter_id
+	 WHERE m.mode = 'postpaid'),
+w AS NOT MATERIALIZED (	-- weights per period for bills without registers
+	SELECT u.property_id, u.meter_id, u.month, u.total_wh, x.period, x.weight,
+		   CASE WHEN dd.total > 0 THEN 'readings' ELSE 'uniform' END AS method
+	  FROM u
+	 CROSS JOIN LATERAL (
+		   SELECT sum(d.sharp_kwh + d.peak_kwh + d.flat_kwh + d.valley_kwh + d.deep_kwh) AS total,
+				  sum(d.sharp_kwh) AS sharp, sum(d.peak_kwh) AS peak, sum(d.flat_kwh) AS flat,
+				  sum(d.valley_kwh) AS valley, sum(d.deep_kwh) AS deep
+			 FROM prepaid.meter_energy_daily d
+			WHERE d.property_id = u.property_id AND d.meter_id = u.meter_id
+			  AND d.day >= u.month AND d.day < (u.month + interval '1 month')::date) dd
+	 CROSS JOIN LATERAL (
+		   SELECT v.period, v.weight
+			 FROM (VALUES ('sharp', dd.sharp), ('peak', dd.peak), ('flat', dd.flat),
+						  ('valley', dd.valley), ('deep', dd.deep)) v(period, weight)
+			WHERE dd.total > 0 AND v.weight > 0
+		   UNION ALL
+		   SELECT s.period, s.kwh FROM prepaid.tou_split(u.tariff_id, u.from_at, u.to_at, 1000) s
+			WHERE coalesce(dd.total, 0) <= 0 AND s.kwh > 0) x
+	 WHERE u.period_wh IS NULL AND u.total_wh > 0),
+a AS NOT MATERIALIZED (	-- largest remainder: whole Wh adding up to the total
+	SELECT w.*, floor(w.total_wh * w.weight / sum(w.weight) OVER k) AS wh,
+		   w.total_wh * w.weight / sum(w.weight) OVER k
+			   - floor(w.total_wh * w.weight / sum(w.weight) OVER k) AS frac
+	  FROM w
+	WINDOW k AS (PARTITION BY w.property_id, w.meter_id, w.month)),
+e AS NOT MATERIALIZED (
+	SELECT a.property_id, a.meter_id, a.month, a.period, a.method,
+		   a.wh + CASE WHEN row_number() OVER (PARTITION BY a.property_id, a.meter_id, a.month
+											   ORDER BY a.frac DESC, a.period)
+							<= a.total_wh - sum(a.wh) OVER (PARTITION BY a.property_id, a.meter_id, a.month)
+					   THEN 1 ELSE 0 END AS wh
+	  FROM a
+	UNION ALL
+	SELECT u.property_id, u.meter_id, u.month, r.key, 'registers', r.value::bigint * u.mult
+	  FROM u CROSS JOIN LATERAL jsonb_each_text(u.period_wh) r
+	 WHERE u.period_wh IS NOT NULL),
+price AS NOT MATERIALIZED (
+	SELECT t.tariff_id, t.from_at, p.period, prepaid.tou_price(t.tariff_id, t.from_at, p.period) AS price
+	  FROM (SELECT DISTINCT tariff_id, from_at FROM u) t
+	 CROSS JOIN (VALUES ('sharp'), ('peak'), ('flat'), ('valley'), ('deep')) p(period))
+SELECT u.property_id, u.meter_id, u.month,
+	   array_position(ARRAY['sharp', 'peak', 'flat', 'valley', 'deep'], e.period) AS line_no,
+	   e.period AS item, e.wh * 0.001 AS quantity, 'kWh' AS unit, pr.price,
+	   round(e.wh * 0.001 * pr.price, 2) AS amount, u.estimated, e.method
+  FROM u
+  JOIN e ON e.property_id = u.property_id AND e.meter_id = u.meter_id AND e.month = u.month
+  LEFT JOIN price pr ON pr.tariff_id = u.tariff_id AND pr.from_at = u.from_at AND pr.period = e.period
+UNION ALL
+SELECT u.property_id, u.meter_id, u.month, 6, 'capacity', cm.billed_quantity,
+	   CASE cm.basis WHEN 'transformer' THEN 'kVA' ELSE 'kW' END, cm.price, cm.amount,
+	   u.estimated, cm.basis
+  FROM u
+  JOIN api.capacity_meter cm
+	ON cm.property_id = u.property_id AND cm.meter_id = u.meter_id AND cm.month = u.month
+ WHERE cm.basis IS NOT NULL;
+COMMENT ON VIEW api.postpaid_bill_line IS
+	'lines of post-paid bills: kWh per TOU period with price and amount, and the capacity charge';
+
+-- F8, F19: one row per post-paid meter and month.
+CREATE VIEW api.postpaid_bill WITH (security_invoker = true) AS
+SELECT u.property_id, u.meter_id, m.address, m.shop_no, m.owner_name, a.customer_id,
+	   c.name AS customer_name, m.account_id, u.month, u.from_at, u.to_at, u.estimated,
+	   m.tariff_id, u.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS energy_kwh,
+	   max(l.method) FILTER (WHERE l.line_no <= 5) AS split_method,
+	   sum(l.quantity) FILTER (WHERE l.item = 'sharp') AS sharp_kwh,
+	   max(l.price) FILTER (WHERE l.item = 'sharp') AS sharp_price,
+	   sum(l.amount) FILTER (WHERE l.item = 'sharp') AS sharp_amount,
+	   sum(l.quantity) FILTER (WHERE l.item = 'peak') AS peak_kwh,
+	   max(l.price) FILTER (WHERE l.item = 'peak') AS peak_price,
+	   sum(l.amount) FILTER (WHERE l.item = 'peak') AS peak_amount,
+	   sum(l.quantity) FILTER (WHERE l.item = 'flat') AS flat_kwh,
+	   max(l.price) FILTER (WHERE l.item = 'flat') AS flat_price,
+	   sum(l.amount) FILTER (WHERE l.item = 'flat') AS flat_amount,
+	   sum(l.quantity) FILTER (WHERE l.item = 'valley') AS valley_kwh,
+	   max(l.price) FILTER (WHERE l.item = 'valley') AS valley_price,
+	   sum(l.amount) FILTER (WHERE l.item = 'valley') AS valley_amount,
+	   sum(l.quantity) FILTER (WHERE l.item = 'deep') AS deep_kwh,
+	   max(l.price) FILTER (WHERE l.item = 'deep') AS deep_price,
+	   sum(l.amount) FILTER (WHERE l.item = 'deep') AS deep_amount,
+	   coalesce(sum(l.amount) FILTER (WHERE l.line_no <= 5), 0) AS energy_amount,
+	   max(l.method) FILTER (WHERE l.item = 'capacity') AS capacity_basis,
+	   coalesce(sum(l.amount) FILTER (WHERE l.item = 'capacity'), 0) AS capacity_amount,
+	   coalesce(sum(l.amount), 0) AS amount_due
+  FROM prepaid.month_usage u
+  JOIN prepaid.meter m ON m.property_id = u.property_id AND m.meter_id = u.meter_id
+  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+  LEFT JOIN prepaid.customer c ON c.property_id = a.property_id AND c.customer_id = a.customer_id
+  LEFT JOIN api.postpaid_bill_line l
+	ON l.property_id = u.property_id AND l.meter_id = u.meter_id AND l.month = u.month
+ WHERE m.mode = 'postpaid'
+ GROUP BY u.property_id, u.meter_id, m.address, m.shop_no, m.owner_name, a.customer_id,
+		  c.name, m.account_id, u.month, u.from_at, u.to_at, u.estimated, m.tariff_id,
+		  u.energy_wh, m.pt_ratio, m.ct_ratio;
+COMMENT ON VIEW api.postpaid_bill IS
+	'monthly bill of each post-paid meter: kWh, price and amount per TOU period, capacity charge, amount due';
