@@ -42,9 +42,18 @@ SELECT l.property_id, l.entry_id, l.created_at,
 	ON lc.property_id = l.property_id AND lc.entry_id = l.entry_id;
 COMMENT ON VIEW api.ledger IS 'every ledger entry with kind, meter, customer, collection account and invoice mark';
 
+-- Whether a collection account has a signing key, without reading it (the
+-- key column is granted to no api role).
+CREATE FUNCTION prepaid._has_signing_key(p_property_id bigint, p_collection_account_id bigint)
+RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+	SELECT signing_key IS NOT NULL FROM prepaid.collection_account
+	 WHERE property_id = p_property_id AND collection_account_id = p_collection_account_id
+$$;
+
 CREATE VIEW api.collection_accounts WITH (security_invoker = true) AS
 SELECT ca.property_id, ca.collection_account_id, ca.channel, ca.merchant_id, ca.name,
-	   ca.signing_key IS NOT NULL AS signed
+	   prepaid._has_signing_key(ca.property_id, ca.collection_account_id) AS signed
   FROM prepaid.collection_account ca;
 
 CREATE VIEW api.revenue_daily WITH (security_invoker = true) AS
@@ -58,7 +67,7 @@ COMMENT ON VIEW api.revenue_daily IS
 
 CREATE VIEW api.revenue_monthly WITH (security_invoker = true) AS
 SELECT d.property_id, date_trunc('month', d.day)::date AS month, d.kind, d.collection_account_id,
-	   d.collection_channel, d.collection_account_name, sum(d.entries) AS entries,
+	   d.collection_channel, d.collection_account_name, sum(d.entries)::bigint AS entries,
 	   sum(d.amount) AS amount, sum(d.kwh) AS kwh
   FROM api.revenue_daily d
  GROUP BY 1, 2, 3, 4, 5, 6;
@@ -226,7 +235,7 @@ $$;
 
 -- Reversal (冲正) of an entry with a reason.
 CREATE FUNCTION api.reverse(entry_id bigint, reason text)
-RETURNS TABLE (entry_id bigint, balance numeric)
+RETURNS TABLE (reversal_id bigint, balance numeric)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, prepaid, pg_temp AS $$
 #variable_conflict use_column
