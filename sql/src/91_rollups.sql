@@ -22,11 +22,16 @@
 -- counts 0, as settlement charges nothing for it.
 --
 -- Incremental rule for energy: for each meter touched by a statement, take
--- the window from the stored reading before the first changed one to the
--- stored reading after the last; the rollups change by (intervals of the
--- window after the change) - (intervals before it). Appending a reading is
--- one interval; a reading inserted between two others, or a deleted one,
--- re-splits the surrounding interval exactly. Electrical samples are
+-- the window from the stored reading before the first changed one on; the
+-- rollups change by (intervals of the window after the change) - (intervals
+-- before it), and intervals that did not change cancel out. Appending a
+-- reading is one interval (the common case, recognised from meter_latest,
+-- which the reading_latest trigger moves only after this one); a reading
+-- inserted between two others, or a deleted one, re-splits the surrounding
+-- interval exactly. Readings of one meter are written by one session at a
+-- time (the ingest daemon owns a meter's connection): two transactions
+-- appending to the same meter concurrently would each see the window
+-- without the other's rows. Electrical samples are
 -- additive on insert (a reading counts on the local day of its instant); a
 -- delete recomputes the days it touched.
 --
@@ -56,7 +61,7 @@ CREATE TABLE prepaid.meter_energy_daily (
 	PRIMARY KEY (property_id, meter_id, day),
 	FOREIGN KEY (property_id, meter_id) REFERENCES prepaid.meter (property_id, meter_id)
 		ON DELETE CASCADE
-);
+) WITH (fillfactor = 70);	-- a day's row is updated with every reading: room for HOT updates
 COMMENT ON TABLE prepaid.meter_energy_daily IS
 	'energy of a meter per local day, total (Wh) and per TOU period (kWh), primary side';
 
@@ -85,7 +90,7 @@ CREATE TABLE prepaid.electrical_daily (
 	PRIMARY KEY (property_id, meter_id, day),
 	FOREIGN KEY (property_id, meter_id) REFERENCES prepaid.meter (property_id, meter_id)
 		ON DELETE CASCADE
-);
+) WITH (fillfactor = 70);
 COMMENT ON TABLE prepaid.electrical_daily IS
 	'electrical parameters of a meter per local day as sums, counts, minima and maxima (secondary side)';
 
@@ -136,34 +141,43 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 	SELECT format($q$
 	WITH ch AS MATERIALIZED (
 		SELECT c.property_id, c.meter_id, c.read_at, c.energy_wh, c.rate_wh FROM %1$s c),
-	w AS MATERIALIZED (
-		SELECT k.property_id, k.meter_id, m.tariff_id, m.pt_ratio::bigint * m.ct_ratio AS mult,
-			   m.register_modulus_wh AS modulus, p.time_zone,
-			   coalesce((SELECT r.read_at FROM prepaid.reading r
-						  WHERE r.property_id = k.property_id AND r.meter_id = k.meter_id
-							AND r.read_at < k.lo ORDER BY r.read_at DESC LIMIT 1), '-infinity') AS w_lo,
-			   coalesce((SELECT r.read_at FROM prepaid.reading r
-						  WHERE r.property_id = k.property_id AND r.meter_id = k.meter_id
-							AND r.read_at > k.hi ORDER BY r.read_at LIMIT 1), 'infinity') AS w_hi
-		  FROM (SELECT property_id, meter_id, min(read_at) AS lo, max(read_at) AS hi
-				  FROM ch GROUP BY 1, 2) k
-		  JOIN prepaid.meter m ON m.property_id = k.property_id AND m.meter_id = k.meter_id
-		  JOIN prepaid.property p ON p.property_id = k.property_id),
-	stored AS MATERIALIZED (
-		SELECT w.property_id, w.meter_id, r.read_at, r.energy_wh, r.rate_wh
-		  FROM w JOIN prepaid.reading r
-			ON r.property_id = w.property_id AND r.meter_id = w.meter_id
-		   AND r.read_at >= w.w_lo AND r.read_at <= w.w_hi),
-	sets AS (	-- +1: the window now; -1: the window before the change
+	k AS MATERIALIZED (	-- per meter; reorder: stored readings after the first change exist
+		SELECT ch.property_id, ch.meter_id, min(ch.read_at) AS lo, m.tariff_id,
+			   m.pt_ratio::bigint * m.ct_ratio AS mult, m.register_modulus_wh AS modulus, p.time_zone,
+			   %2$s OR coalesce(max(l.read_at) >= min(ch.read_at), false) AS reorder
+		  FROM ch
+		  JOIN prepaid.meter m ON m.property_id = ch.property_id AND m.meter_id = ch.meter_id
+		  JOIN prepaid.property p ON p.property_id = ch.property_id
+		  LEFT JOIN prepaid.meter_latest l ON l.property_id = ch.property_id AND l.meter_id = ch.meter_id
+		 GROUP BY ch.property_id, ch.meter_id, m.tariff_id, m.pt_ratio, m.ct_ratio,
+				  m.register_modulus_wh, p.time_zone),
+	stored AS MATERIALIZED (	-- the window as it is now: the reading before the first change on
+		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh
+		  FROM k CROSS JOIN LATERAL (
+				SELECT r.read_at, r.energy_wh, r.rate_wh FROM prepaid.reading r
+				 WHERE r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at < k.lo
+				 ORDER BY r.read_at DESC LIMIT 1) r
+		UNION ALL	-- appended: the new rows are all there is after it
+		SELECT ch.* FROM ch
+		  JOIN k ON k.property_id = ch.property_id AND k.meter_id = ch.meter_id
+		 WHERE NOT k.reorder
+		UNION ALL
+		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh
+		  FROM k JOIN prepaid.reading r
+			ON r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at >= k.lo
+		 WHERE k.reorder),
+	sets AS (	-- +1: the window now; -1: the window before the change (only a
+				-- reading when appended, so no interval)
 		SELECT 1 AS sign, s.* FROM stored s
 		UNION ALL
 		SELECT -1, s.* FROM stored s
-		 WHERE %2$s OR NOT EXISTS (
+		  JOIN k ON k.property_id = s.property_id AND k.meter_id = s.meter_id
+		 WHERE k.reorder AND (%2$s OR NOT EXISTS (
 				SELECT 1 FROM ch WHERE ch.property_id = s.property_id
-				   AND ch.meter_id = s.meter_id AND ch.read_at = s.read_at)
+				   AND ch.meter_id = s.meter_id AND ch.read_at = s.read_at))
 		UNION ALL
 		SELECT -1, ch.* FROM ch
-		  JOIN w ON w.property_id = ch.property_id AND w.meter_id = ch.meter_id
+		  JOIN k ON k.property_id = ch.property_id AND k.meter_id = ch.meter_id
 		 WHERE %2$s),
 	iv AS (
 		SELECT s.sign, s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh,
@@ -177,7 +191,7 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 			   prepaid._register_delta(iv.prev_wh, iv.energy_wh, w.modulus) AS d_wh,
 			   ((iv.read_at - interval '1 microsecond') AT TIME ZONE w.time_zone)::date AS day,
 			   date_trunc('hour', iv.read_at - interval '1 microsecond', w.time_zone) AS hour
-		  FROM iv JOIN w ON w.property_id = iv.property_id AND w.meter_id = iv.meter_id
+		  FROM iv JOIN k w ON w.property_id = iv.property_id AND w.meter_id = iv.meter_id
 		 WHERE iv.prev_at IS NOT NULL),
 	parts AS (	-- one row per interval with its energy, one per period with its kWh
 		SELECT e.property_id, e.meter_id, e.day, NULL::text AS period,
