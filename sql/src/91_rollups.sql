@@ -152,33 +152,30 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 		 GROUP BY ch.property_id, ch.meter_id, m.tariff_id, m.pt_ratio, m.ct_ratio,
 				  m.register_modulus_wh, p.time_zone),
 	stored AS MATERIALIZED (	-- the window as it is now: the reading before the first change on
-		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh
+		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh, k.reorder
 		  FROM k CROSS JOIN LATERAL (
 				SELECT r.read_at, r.energy_wh, r.rate_wh FROM prepaid.reading r
 				 WHERE r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at < k.lo
 				 ORDER BY r.read_at DESC LIMIT 1) r
 		UNION ALL	-- appended: the new rows are all there is after it
-		SELECT ch.* FROM ch
+		SELECT ch.*, false FROM ch
 		  JOIN k ON k.property_id = ch.property_id AND k.meter_id = ch.meter_id
 		 WHERE NOT k.reorder
 		UNION ALL
-		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh
+		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh, true
 		  FROM k JOIN prepaid.reading r
 			ON r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at >= k.lo
 		 WHERE k.reorder),
 	sets AS (	-- +1: the window now; -1: the window before the change (only a
 				-- reading when appended, so no interval)
-		SELECT 1 AS sign, s.* FROM stored s
+		SELECT 1 AS sign, s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh FROM stored s
 		UNION ALL
-		SELECT -1, s.* FROM stored s
-		  JOIN k ON k.property_id = s.property_id AND k.meter_id = s.meter_id
-		 WHERE k.reorder AND (%2$s OR NOT EXISTS (
+		SELECT -1, s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh FROM stored s
+		 WHERE s.reorder AND (%2$s OR NOT EXISTS (
 				SELECT 1 FROM ch WHERE ch.property_id = s.property_id
 				   AND ch.meter_id = s.meter_id AND ch.read_at = s.read_at))
 		UNION ALL
-		SELECT -1, ch.* FROM ch
-		  JOIN k ON k.property_id = ch.property_id AND k.meter_id = ch.meter_id
-		 WHERE %2$s),
+		SELECT -1, ch.* FROM ch WHERE %2$s),
 	iv AS (
 		SELECT s.sign, s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh,
 			   lag(s.read_at) OVER o AS prev_at, lag(s.energy_wh) OVER o AS prev_wh,
@@ -340,9 +337,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Transition tables are visible only to statements of the trigger function
--- itself, so the statements run here.
+-- itself, so the statements run here. JIT compilation of these large
+-- statements costs more than it saves (seconds per batch), so it is off.
 CREATE FUNCTION prepaid._reading_rollup_insert() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM new_rows) THEN
 		EXECUTE prepaid._energy_sql('new_rows', false);
@@ -353,7 +351,7 @@ END
 $$;
 
 CREATE FUNCTION prepaid._reading_rollup_delete() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 BEGIN
 	IF EXISTS (SELECT 1 FROM old_rows) THEN
 		EXECUTE prepaid._energy_sql('old_rows', true);
@@ -378,7 +376,7 @@ CREATE TRIGGER reading_aggregate_delete AFTER DELETE ON prepaid.reading
 -- the number of readings rolled up.
 CREATE FUNCTION prepaid.rollup_rebuild(p_property_id bigint, p_from date DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
 	v_tz    text;
 	v_start timestamptz;
