@@ -22,7 +22,8 @@
 --   then rolled up by prepaid.rollup_rebuild() (the real maintenance code),
 --   the last slots with the trigger on (timed: ingest with rollups).
 --   Before the raw window the rollups themselves are generated set-based
---   (a month of meter_energy_daily, 400 days of property_energy_hourly), and
+--   (a month of meter_energy_daily and its meter_energy_monthly, 400 days of
+--   property_energy_hourly), and
 --   last month's month_usage and demand_max for every meter: a month of
 --   30-minute readings for 100,000 meters is 144 M rows, too slow to write
 --   on a 2-core machine (about 40,000 rows/s with the core reading triggers,
@@ -208,6 +209,10 @@ SELECT m.property_id, m.meter_id, d::date, e.wh, e.wh * 0.001 / 24, e.wh * 0.001
  CROSS JOIN generate_series(:'last_month'::date, :'raw_day'::date - 1, interval '1 day') d
  CROSS JOIN LATERAL (SELECT (CASE WHEN m.three_phase THEN 240000 ELSE 21600 END
 							 * bench.noise(m.meter_id, d::date - DATE '2000-01-01'))::bigint AS wh) e;
+INSERT INTO prepaid.meter_energy_monthly (property_id, meter_id, month, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
+SELECT property_id, meter_id, date_trunc('month', day)::date, sum(energy_wh), sum(sharp_kwh), sum(peak_kwh),
+	   sum(flat_kwh), sum(valley_kwh)
+  FROM prepaid.meter_energy_daily GROUP BY 1, 2, 3;
 -- last month: month usage from the month-start freezes and the monthly maximum demand
 INSERT INTO prepaid.month_usage (property_id, meter_id, month, from_at, to_at, energy_wh, period_wh, estimated)
 SELECT m.property_id, m.meter_id, :'last_month'::date,
@@ -226,49 +231,64 @@ SELECT m.property_id, m.meter_id, :'last_month'::date,
 		+ (m.meter_id % 4) * interval '15 minutes') AT TIME ZONE 'Asia/Shanghai'
   FROM bench.m m;
 
--- raw readings, slot by slot; the state of each meter's registers (secondary side)
-CREATE TABLE bench.state AS
-SELECT m.meter_id, m.property_id, m.three_phase, m.dorm, CASE WHEN m.three_phase THEN 20 ELSE 1 END AS ct,
-	   CASE WHEN m.three_phase THEN 10000 ELSE 900 END * bench.noise(m.meter_id, 1) AS base_w,
-	   (m.meter_id * 997 % 50000)::bigint * 1000 AS reg, ARRAY[0, 0, 0, (m.meter_id * 997 % 50000)::bigint * 1000] AS rates
-  FROM bench.m m WHERE m.meter_id % 50 <> 11;
-ALTER TABLE bench.state ADD PRIMARY KEY (meter_id);
+-- raw readings, slot by slot. A meter's register at a slot is its start value
+-- plus its base power times the cumulative load profile of its customer kind
+-- (with a per-slot noise of the kind), per TOU period for the rate registers:
+-- closed form, so each slot is one INSERT ... SELECT, as the daemon's batch.
+CREATE TABLE bench.cum AS
+WITH s AS (
+	SELECT t, row_number() OVER (ORDER BY t) - 1 AS i,
+		   extract(hour FROM (t - interval '1 microsecond') AT TIME ZONE 'Asia/Shanghai')::integer AS h
+	  FROM generate_series(:'raw_from'::timestamptz, :'raw_to'::timestamptz, interval '30 minutes') t),
+inc AS (
+	SELECT k.kind, s.t, s.i, bench.period(s.h) AS p,
+		   CASE WHEN s.i = 0 THEN 0 ELSE bench.profile(k.kind, s.h) * bench.noise(k.kind, s.i) END AS inc,
+		   bench.profile(k.kind, extract(hour FROM s.t AT TIME ZONE 'Asia/Shanghai')::integer) AS load
+	  FROM s CROSS JOIN (VALUES (0), (1)) k(kind))
+SELECT kind, t, load, sum(inc) OVER w AS c,
+	   ARRAY[sum(inc) FILTER (WHERE p = 1) OVER w, sum(inc) FILTER (WHERE p = 2) OVER w,
+			 sum(inc) FILTER (WHERE p = 3) OVER w, sum(inc) FILTER (WHERE p = 4) OVER w] AS cr
+  FROM inc WINDOW w AS (PARTITION BY kind ORDER BY i);
+ALTER TABLE bench.cum ADD PRIMARY KEY (kind, t);
+UPDATE bench.cum SET cr = ARRAY[coalesce(cr[1], 0), coalesce(cr[2], 0), coalesce(cr[3], 0), coalesce(cr[4], 0)];
+CREATE TABLE bench.base AS   -- Wh per half hour at profile 1, secondary side; start registers
+SELECT m.meter_id, m.property_id, m.three_phase, CASE WHEN m.dorm THEN 1 ELSE 0 END AS kind,
+	   CASE WHEN m.three_phase THEN 20 ELSE 1 END AS ct,
+	   CASE WHEN m.three_phase THEN 10000 ELSE 900 END * bench.noise(m.meter_id, 1) / 2
+		   / CASE WHEN m.three_phase THEN 20 ELSE 1 END AS wh,
+	   (m.meter_id * 997 % 50000)::bigint * 1000 AS start
+  FROM bench.m m WHERE m.meter_id % 50 <> 11;   -- not-opened meters send nothing
+ALTER TABLE bench.base ADD PRIMARY KEY (meter_id);
 
 CREATE PROCEDURE bench.ingest(p_from timestamptz, p_to timestamptz, p_rollups boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
 	s  timestamptz := p_from;
 	t0 timestamptz;
-	h  integer;
 	n  bigint;
 BEGIN
 	WHILE s <= p_to LOOP
-		h := extract(hour FROM (s - interval '1 microsecond') AT TIME ZONE 'Asia/Shanghai')::integer;
-		UPDATE bench.state st
-		   SET reg = st.reg + d.e, rates[bench.period(h)] = st.rates[bench.period(h)] + d.e
-		  FROM (SELECT x.meter_id,
-					   (x.base_w * bench.profile(CASE WHEN x.dorm THEN 1 ELSE 0 END, h)
-						* bench.noise(x.meter_id, extract(epoch FROM s)::bigint) / 2 / x.ct)::bigint AS e
-				  FROM bench.state x) d
-		 WHERE d.meter_id = st.meter_id;
 		t0 := clock_timestamp();
 		INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, rate_wh, voltage_a, voltage_b,
 									 voltage_c, current_a, current_b, current_c, power_kw, power_a_kw, power_b_kw,
 									 power_c_kw, reactive_kvar, power_factor, frequency_hz, demand_kw, relay_open)
-		SELECT st.property_id, st.meter_id, s, st.reg, CASE WHEN st.three_phase THEN st.rates END,
-			   v.va, CASE WHEN st.three_phase THEN v.va + 1.2 END, CASE WHEN st.three_phase THEN v.va - 0.8 END,
-			   round(p.kw * 1000 / v.va / CASE WHEN st.three_phase THEN 3 ELSE 1 END, 3),
-			   CASE WHEN st.three_phase THEN round(p.kw * 1000 / v.va / 3, 3) END,
-			   CASE WHEN st.three_phase THEN round(p.kw * 1000 / v.va / 3, 3) END,
-			   round(p.kw, 4), CASE WHEN st.three_phase THEN round(p.kw / 3, 4) END,
-			   CASE WHEN st.three_phase THEN round(p.kw / 3, 4) END,
-			   CASE WHEN st.three_phase THEN round(p.kw / 3, 4) END,
+		SELECT b.property_id, b.meter_id, s, b.start + floor(b.wh * c.c)::bigint,
+			   CASE WHEN b.three_phase THEN ARRAY[floor(b.wh * c.cr[1]), floor(b.wh * c.cr[2]), floor(b.wh * c.cr[3]),
+												  b.start + floor(b.wh * c.cr[4])]::bigint[] END,
+			   v.va, CASE WHEN b.three_phase THEN v.va + 1.2 END, CASE WHEN b.three_phase THEN v.va - 0.8 END,
+			   round(p.kw * 1000 / v.va / CASE WHEN b.three_phase THEN 3 ELSE 1 END, 3),
+			   CASE WHEN b.three_phase THEN round(p.kw * 1000 / v.va / 3, 3) END,
+			   CASE WHEN b.three_phase THEN round(p.kw * 1000 / v.va / 3, 3) END,
+			   round(p.kw, 4), CASE WHEN b.three_phase THEN round(p.kw / 3, 4) END,
+			   CASE WHEN b.three_phase THEN round(p.kw / 3, 4) END,
+			   CASE WHEN b.three_phase THEN round(p.kw / 3, 4) END,
 			   round(p.kw * 0.3, 4), 0.95, 50.00,
-			   CASE WHEN st.three_phase THEN round(p.kw * 1.1, 4) END, false
-		  FROM bench.state st
-		 CROSS JOIN LATERAL (SELECT round(215 + (abs(hashint8(st.meter_id + extract(epoch FROM s)::bigint)) % 100) / 10.0, 1) AS va) v
-		 CROSS JOIN LATERAL (SELECT st.base_w * bench.profile(CASE WHEN st.dorm THEN 1 ELSE 0 END, h) / 1000 / st.ct AS kw) p
-		 WHERE NOT (st.meter_id % 100 = 13 AND s > p_to - interval '3 hours');   -- 1 % fall silent
+			   CASE WHEN b.three_phase THEN round(p.kw * 1.1, 4) END, false
+		  FROM bench.base b
+		  JOIN bench.cum c ON c.kind = b.kind AND c.t = s
+		 CROSS JOIN LATERAL (SELECT round(215 + (abs(hashint8(b.meter_id + extract(epoch FROM s)::bigint)) % 100) / 10.0, 1) AS va) v
+		 CROSS JOIN LATERAL (SELECT b.wh * 2 * c.load / 1000 AS kw) p
+		 WHERE NOT (b.meter_id % 100 = 13 AND s > p_to - interval '3 hours');   -- 1 % fall silent
 		GET DIAGNOSTICS n = ROW_COUNT;
 		INSERT INTO bench.ingest_log VALUES (s, n, extract(epoch FROM clock_timestamp() - t0), p_rollups);
 		COMMIT;
@@ -296,6 +316,7 @@ SELECT 'ingest_' || CASE WHEN rollups THEN 'with_rollups' ELSE 'core_triggers_on
 	   round(sum(seconds) / sum(rows) * 100000, 2), format('seconds per 100,000 readings (%s slots of %s readings)', count(*), max(rows))
   FROM bench.ingest_log GROUP BY rollups;
 SELECT count(*) AS alarm_kinds FROM prepaid.alarms_run() \gset
+SELECT prepaid.overview_refresh() AS counted \gset
 VACUUM ANALYZE;
 \timing off
 
@@ -333,6 +354,9 @@ SELECT bench.time_query($q$
 	 GROUP BY l.property_id$q$, :naive_runs) AS b \gset
 INSERT INTO bench.result VALUES ('overview', :t, :b,
 	format('all %s properties; baseline: counts from the newest reading of each meter and sum(ledger), energy today and yesterday from %s raw readings', :properties, :raw_readings));
+SELECT bench.time_query('SELECT prepaid.overview_refresh()', :runs) AS t \gset
+INSERT INTO bench.result VALUES ('overview_refresh', :t, NULL,
+	format('the overview job (every minute): counting the %s meters by state', :meters));
 
 SET ROLE prepaid_operator;
 SELECT set_config('request.jwt.claims', '{"role": "prepaid_operator", "property_id": "1"}', false);

@@ -6,8 +6,9 @@
 --
 --   property_energy_hourly  energy per property and local hour (the overview)
 --   meter_energy_daily      energy per meter and local day, total and per TOU
---                           period (bills of meters without rate registers,
---                           daily reports)
+--                           period (daily reports)
+--   meter_energy_monthly    the same per local month (bills of meters without
+--                           rate registers)
 --   electrical_daily        per meter and local day: sums, counts, minima and
 --                           maxima of voltage, current, power, reactive power
 --                           and power factor (secondary side; the api views
@@ -64,6 +65,23 @@ CREATE TABLE prepaid.meter_energy_daily (
 ) WITH (fillfactor = 70);	-- a day's row is updated with every reading: room for HOT updates
 COMMENT ON TABLE prepaid.meter_energy_daily IS
 	'energy of a meter per local day, total (Wh) and per TOU period (kWh), primary side';
+
+CREATE TABLE prepaid.meter_energy_monthly (
+	property_id bigint NOT NULL,
+	meter_id    bigint NOT NULL,
+	month       date NOT NULL,         -- first day of the local month in which the intervals end
+	energy_wh   bigint NOT NULL,       -- primary side
+	sharp_kwh   numeric(18,6) NOT NULL DEFAULT 0,
+	peak_kwh    numeric(18,6) NOT NULL DEFAULT 0,
+	flat_kwh    numeric(18,6) NOT NULL DEFAULT 0,
+	valley_kwh  numeric(18,6) NOT NULL DEFAULT 0,
+	deep_kwh    numeric(18,6) NOT NULL DEFAULT 0,
+	PRIMARY KEY (property_id, meter_id, month),
+	FOREIGN KEY (property_id, meter_id) REFERENCES prepaid.meter (property_id, meter_id)
+		ON DELETE CASCADE
+) WITH (fillfactor = 70);
+COMMENT ON TABLE prepaid.meter_energy_monthly IS
+	'energy of a meter per local month, total (Wh) and per TOU period (kWh), primary side: the sum of its days';
 
 CREATE TABLE prepaid.electrical_daily (
 	property_id   bigint NOT NULL,
@@ -200,20 +218,37 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 		 CROSS JOIN LATERAL prepaid._interval_periods(e.tariff_id, e.mult, e.modulus, e.prev_at,
 													  e.read_at, e.d_wh, e.prev_rate, e.rate_wh) s
 		 WHERE e.d_wh > 0),
+	per_day AS (
+		SELECT property_id, meter_id, day, sum(wh) AS wh,
+			   coalesce(sum(kwh) FILTER (WHERE period = 'sharp'), 0) AS sharp,
+			   coalesce(sum(kwh) FILTER (WHERE period = 'peak'), 0) AS peak,
+			   coalesce(sum(kwh) FILTER (WHERE period = 'flat'), 0) AS flat,
+			   coalesce(sum(kwh) FILTER (WHERE period = 'valley'), 0) AS valley,
+			   coalesce(sum(kwh) FILTER (WHERE period = 'deep'), 0) AS deep
+		  FROM parts GROUP BY 1, 2, 3),
 	daily AS (
 		INSERT INTO prepaid.meter_energy_daily AS x (property_id, meter_id, day, energy_wh,
 			sharp_kwh, peak_kwh, flat_kwh, valley_kwh, deep_kwh)
-		SELECT * FROM (
-			SELECT property_id, meter_id, day, sum(wh) AS wh,
-				   coalesce(sum(kwh) FILTER (WHERE period = 'sharp'), 0) AS sharp,
-				   coalesce(sum(kwh) FILTER (WHERE period = 'peak'), 0) AS peak,
-				   coalesce(sum(kwh) FILTER (WHERE period = 'flat'), 0) AS flat,
-				   coalesce(sum(kwh) FILTER (WHERE period = 'valley'), 0) AS valley,
-				   coalesce(sum(kwh) FILTER (WHERE period = 'deep'), 0) AS deep
-			  FROM parts GROUP BY 1, 2, 3) t
+		SELECT * FROM per_day
 		 WHERE wh <> 0 OR sharp <> 0 OR peak <> 0 OR flat <> 0 OR valley <> 0 OR deep <> 0
 		 ORDER BY 1, 2, 3
 		ON CONFLICT (property_id, meter_id, day) DO UPDATE
+		   SET energy_wh = x.energy_wh + excluded.energy_wh,
+			   sharp_kwh = x.sharp_kwh + excluded.sharp_kwh,
+			   peak_kwh = x.peak_kwh + excluded.peak_kwh,
+			   flat_kwh = x.flat_kwh + excluded.flat_kwh,
+			   valley_kwh = x.valley_kwh + excluded.valley_kwh,
+			   deep_kwh = x.deep_kwh + excluded.deep_kwh),
+	monthly AS (
+		INSERT INTO prepaid.meter_energy_monthly AS x (property_id, meter_id, month, energy_wh,
+			sharp_kwh, peak_kwh, flat_kwh, valley_kwh, deep_kwh)
+		SELECT property_id, meter_id, date_trunc('month', day)::date, sum(wh), sum(sharp),
+			   sum(peak), sum(flat), sum(valley), sum(deep)
+		  FROM per_day
+		 WHERE wh <> 0 OR sharp <> 0 OR peak <> 0 OR flat <> 0 OR valley <> 0 OR deep <> 0
+		 GROUP BY 1, 2, 3
+		 ORDER BY 1, 2, 3
+		ON CONFLICT (property_id, meter_id, month) DO UPDATE
 		   SET energy_wh = x.energy_wh + excluded.energy_wh,
 			   sharp_kwh = x.sharp_kwh + excluded.sharp_kwh,
 			   peak_kwh = x.peak_kwh + excluded.peak_kwh,
@@ -414,6 +449,17 @@ BEGIN
 		v_total := v_total + v_n;
 		v_lo := v_hi;
 	END LOOP;
+	-- the months from p_from's on are the sums of their days
+	DELETE FROM prepaid.meter_energy_monthly
+	 WHERE property_id = p_property_id AND month >= coalesce(date_trunc('month', p_from)::date, '-infinity');
+	INSERT INTO prepaid.meter_energy_monthly (property_id, meter_id, month, energy_wh, sharp_kwh,
+											  peak_kwh, flat_kwh, valley_kwh, deep_kwh)
+	SELECT property_id, meter_id, date_trunc('month', day)::date, sum(energy_wh), sum(sharp_kwh),
+		   sum(peak_kwh), sum(flat_kwh), sum(valley_kwh), sum(deep_kwh)
+	  FROM prepaid.meter_energy_daily
+	 WHERE property_id = p_property_id
+	   AND day >= coalesce(date_trunc('month', p_from)::date, '-infinity')
+	 GROUP BY 1, 2, 3;
 	RETURN v_total;
 END
 $$;

@@ -19,6 +19,19 @@ CREATE INDEX alarm_recent ON prepaid.alarm (raised_at DESC) WHERE cleared_at IS 
 CREATE INDEX month_usage_month ON prepaid.month_usage (month);
 CREATE INDEX demand_max_month ON prepaid.demand_max (month);
 
+-- The money status of an account, kept with the balance (a stored generated
+-- column: computed on every balance change, indexed only where it is not
+-- "normal", so "all cut-off meters" is an index scan; balance changes that
+-- keep the class stay HOT updates, as the index does not cover balance).
+ALTER TABLE prepaid.account ADD COLUMN fee_class text GENERATED ALWAYS AS (
+	CASE WHEN balance < -credit_limit THEN 'cut_off'
+		 WHEN balance < 0 THEN 'in_credit'
+		 WHEN balance < warning_level THEN 'low_balance'
+		 ELSE 'normal' END) STORED;
+COMMENT ON COLUMN prepaid.account.fee_class IS
+	'normal, low_balance (below the warning level), in_credit (below 0 down to -credit_limit), cut_off (below -credit_limit)';
+CREATE INDEX account_fee_class ON prepaid.account (property_id, fee_class) WHERE fee_class <> 'normal';
+
 -- F17: one row per meter.
 CREATE VIEW api.meter_monitor WITH (security_invoker = true) AS
 SELECT m.property_id, m.meter_id, m.address, m.shop_no, m.owner_name,
@@ -29,12 +42,7 @@ SELECT m.property_id, m.meter_id, m.address, m.shop_no, m.owner_name,
 	   coalesce(l.read_at, m.opened_at, m.created_at)
 		   >= now() - m.read_interval * (SELECT prepaid._setting_numeric('pg_prepaid.offline_factor', 2.5))
 		   AS online,
-	   a.balance, a.credit_limit, a.warning_level,
-	   CASE WHEN m.mode = 'postpaid' THEN 'postpaid'
-			WHEN a.balance < -a.credit_limit THEN 'cut_off'
-			WHEN a.balance < 0 THEN 'in_credit'
-			WHEN a.balance < a.warning_level THEN 'low_balance'
-			ELSE 'normal' END AS fee_status,
+	   a.balance, a.credit_limit, a.warning_level, a.fee_class AS fee_status,
 	   l.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS total_kwh,
 	   l.power_kw * m.pt_ratio * m.ct_ratio AS power_kw,
 	   l.read_at AS last_reading_at, m.last_seen,
@@ -110,24 +118,84 @@ SELECT d.property_id, d.today AS local_date, h.hour_of_day, d.current_hour,
   LEFT JOIN e ON e.property_id = d.property_id AND e.hour_of_day = h.hour_of_day
  GROUP BY d.property_id, d.today, h.hour_of_day, d.current_hour;
 
--- F16: one row per property company.
+-- F16: meter counts by state per property, counted from api.meter_monitor
+-- by prepaid.overview_refresh() (the "overview" job, every minute): a
+-- dashboard over 10^5 or more meters cannot count them on every request.
+-- Fee statuses are counted for prepaid meters (post-paid ones are never
+-- cut off for their balance).
+CREATE TABLE prepaid.meter_state_count (
+	property_id    bigint PRIMARY KEY REFERENCES prepaid.property ON DELETE CASCADE,
+	counted_at     timestamptz NOT NULL,
+	meters         bigint NOT NULL,
+	not_opened     bigint NOT NULL,
+	online         bigint NOT NULL,
+	offline        bigint NOT NULL,
+	relay_closed   bigint NOT NULL,
+	relay_open     bigint NOT NULL,
+	relay_unknown  bigint NOT NULL,
+	keep_power     bigint NOT NULL,
+	prepaid        bigint NOT NULL,
+	postpaid       bigint NOT NULL,
+	low_balance    bigint NOT NULL,
+	in_credit      bigint NOT NULL,
+	cut_off        bigint NOT NULL
+);
+COMMENT ON TABLE prepaid.meter_state_count IS
+	'meter counts by state per property as of counted_at (prepaid.overview_refresh, job "overview")';
+
+CREATE FUNCTION prepaid.overview_refresh(p_property_id bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+DECLARE
+	v_n bigint;
+BEGIN
+	INSERT INTO prepaid.meter_state_count AS x
+	SELECT p.property_id, now(), coalesce(c.meters, 0), coalesce(c.not_opened, 0),
+		   coalesce(c.online, 0), coalesce(c.offline, 0), coalesce(c.relay_closed, 0),
+		   coalesce(c.relay_open, 0), coalesce(c.relay_unknown, 0), coalesce(c.keep_power, 0),
+		   coalesce(c.prepaid, 0), coalesce(c.postpaid, 0), coalesce(c.low_balance, 0),
+		   coalesce(c.in_credit, 0), coalesce(c.cut_off, 0)
+	  FROM prepaid.property p
+	  LEFT JOIN (
+		   SELECT mm.property_id, count(*) AS meters,
+				  count(*) FILTER (WHERE NOT mm.opened) AS not_opened,
+				  count(*) FILTER (WHERE mm.online) AS online,
+				  count(*) FILTER (WHERE NOT mm.online) AS offline,
+				  count(*) FILTER (WHERE mm.relay_actual = 'closed') AS relay_closed,
+				  count(*) FILTER (WHERE mm.relay_actual = 'open') AS relay_open,
+				  count(*) FILTER (WHERE mm.relay_actual = 'unknown') AS relay_unknown,
+				  count(*) FILTER (WHERE mm.keep_power) AS keep_power,
+				  count(*) FILTER (WHERE mm.mode = 'prepaid') AS prepaid,
+				  count(*) FILTER (WHERE mm.mode = 'postpaid') AS postpaid,
+				  count(*) FILTER (WHERE mm.mode = 'prepaid' AND mm.fee_status = 'low_balance') AS low_balance,
+				  count(*) FILTER (WHERE mm.mode = 'prepaid' AND mm.fee_status = 'in_credit') AS in_credit,
+				  count(*) FILTER (WHERE mm.mode = 'prepaid' AND mm.fee_status = 'cut_off') AS cut_off
+			 FROM api.meter_monitor mm
+			WHERE p_property_id IS NULL OR mm.property_id = p_property_id
+			GROUP BY mm.property_id) c ON c.property_id = p.property_id
+	 WHERE p_property_id IS NULL OR p.property_id = p_property_id
+	ON CONFLICT (property_id) DO UPDATE
+	   SET counted_at = excluded.counted_at, meters = excluded.meters,
+		   not_opened = excluded.not_opened, online = excluded.online, offline = excluded.offline,
+		   relay_closed = excluded.relay_closed, relay_open = excluded.relay_open,
+		   relay_unknown = excluded.relay_unknown, keep_power = excluded.keep_power,
+		   prepaid = excluded.prepaid, postpaid = excluded.postpaid,
+		   low_balance = excluded.low_balance, in_credit = excluded.in_credit,
+		   cut_off = excluded.cut_off;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION prepaid.overview_refresh(bigint) IS
+	'count the meters of every property (or one) by state into meter_state_count';
+
+INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES
+	('overview', 'SELECT prepaid.overview_refresh()', interval '60 seconds');
+
+-- F16: one row per property company. Energy and alarms are live; meter
+-- counts are those of meter_state_count (counts_at says when).
 CREATE VIEW api.overview WITH (security_invoker = true) AS
-WITH mm AS (
-	SELECT property_id, count(*) AS meters,
-		   count(*) FILTER (WHERE NOT opened) AS not_opened,
-		   count(*) FILTER (WHERE online) AS online,
-		   count(*) FILTER (WHERE NOT online) AS offline,
-		   count(*) FILTER (WHERE relay_actual = 'closed') AS relay_closed,
-		   count(*) FILTER (WHERE relay_actual = 'open') AS relay_open,
-		   count(*) FILTER (WHERE relay_actual = 'unknown') AS relay_unknown,
-		   count(*) FILTER (WHERE keep_power) AS keep_power,
-		   count(*) FILTER (WHERE mode = 'prepaid') AS prepaid,
-		   count(*) FILTER (WHERE mode = 'postpaid') AS postpaid,
-		   count(*) FILTER (WHERE fee_status = 'low_balance') AS low_balance,
-		   count(*) FILTER (WHERE fee_status = 'in_credit') AS in_credit,
-		   count(*) FILTER (WHERE fee_status = 'cut_off') AS cut_off
-	  FROM api.meter_monitor GROUP BY 1),
-gw AS (
+WITH gw AS (
 	SELECT property_id, count(*) AS gateways, count(*) FILTER (WHERE NOT online) AS gateways_offline
 	  FROM api.gateway_status GROUP BY 1),
 al AS (
@@ -143,14 +211,14 @@ hr AS (
 		   array_agg(today_kwh ORDER BY hour_of_day) AS hourly_today_kwh,
 		   array_agg(yesterday_kwh ORDER BY hour_of_day) AS hourly_yesterday_kwh
 	  FROM api.overview_hourly GROUP BY 1, 2)
-SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date,
-	   coalesce(mm.meters, 0) AS meters, coalesce(mm.not_opened, 0) AS not_opened,
-	   coalesce(mm.online, 0) AS online, coalesce(mm.offline, 0) AS offline,
-	   coalesce(mm.relay_closed, 0) AS relay_closed, coalesce(mm.relay_open, 0) AS relay_open,
-	   coalesce(mm.relay_unknown, 0) AS relay_unknown, coalesce(mm.keep_power, 0) AS keep_power,
-	   coalesce(mm.prepaid, 0) AS prepaid, coalesce(mm.postpaid, 0) AS postpaid,
-	   coalesce(mm.low_balance, 0) AS low_balance, coalesce(mm.in_credit, 0) AS in_credit,
-	   coalesce(mm.cut_off, 0) AS cut_off,
+SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date, mc.counted_at AS counts_at,
+	   coalesce(mc.meters, 0) AS meters, coalesce(mc.not_opened, 0) AS not_opened,
+	   coalesce(mc.online, 0) AS online, coalesce(mc.offline, 0) AS offline,
+	   coalesce(mc.relay_closed, 0) AS relay_closed, coalesce(mc.relay_open, 0) AS relay_open,
+	   coalesce(mc.relay_unknown, 0) AS relay_unknown, coalesce(mc.keep_power, 0) AS keep_power,
+	   coalesce(mc.prepaid, 0) AS prepaid, coalesce(mc.postpaid, 0) AS postpaid,
+	   coalesce(mc.low_balance, 0) AS low_balance, coalesce(mc.in_credit, 0) AS in_credit,
+	   coalesce(mc.cut_off, 0) AS cut_off,
 	   coalesce(gw.gateways, 0) AS gateways, coalesce(gw.gateways_offline, 0) AS gateways_offline,
 	   coalesce(al.alarms_active, 0) AS alarms_active,
 	   coalesce(al.alarms_critical, 0) AS alarms_critical, al.newest_alarm_at,
@@ -163,7 +231,7 @@ SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date,
 					   / hr.last_year_same_period_kwh, 1) END AS growth_year_pct,
 	   hr.hourly_today_kwh, hr.hourly_yesterday_kwh
   FROM prepaid.property p
-  LEFT JOIN mm ON mm.property_id = p.property_id
+  LEFT JOIN prepaid.meter_state_count mc ON mc.property_id = p.property_id
   LEFT JOIN gw ON gw.property_id = p.property_id
   LEFT JOIN al ON al.property_id = p.property_id
   LEFT JOIN hr ON hr.property_id = p.property_id;
@@ -315,13 +383,16 @@ SELECT d.property_id, d.meter_id, d.day, d.energy_wh * 0.001 AS energy_kwh,
 -- meters' maxima (each meter is a metering point). Months are those with a
 -- maximum demand or a month usage.
 CREATE VIEW api.capacity_meter WITH (security_invoker = true) AS
-WITH k AS NOT MATERIALIZED (
-	SELECT x.property_id, x.meter_id, x.month, d.max_kw, d.max_at
-	  FROM (SELECT property_id, meter_id, month FROM prepaid.demand_max
-			 UNION
-			SELECT property_id, meter_id, month FROM prepaid.month_usage) x
-	  LEFT JOIN prepaid.demand_max d
-		ON d.property_id = x.property_id AND d.meter_id = x.meter_id AND d.month = x.month),
+WITH k AS NOT MATERIALIZED (	-- meter months: with a maximum demand, or only a month usage
+	SELECT d.property_id, d.meter_id, d.month, d.max_kw, d.max_at FROM prepaid.demand_max d
+	UNION ALL
+	SELECT u.property_id, u.meter_id, u.month, NULL, NULL FROM prepaid.month_usage u
+	 WHERE NOT EXISTS (SELECT 1 FROM prepaid.demand_max d WHERE d.property_id = u.property_id
+						  AND d.meter_id = u.meter_id AND d.month = u.month)),
+rule AS NOT MATERIALIZED (	-- each rule with the month its successor starts
+	SELECT r.*, lead(r.valid_from) OVER (PARTITION BY r.property_id, r.customer_id
+										ORDER BY r.valid_from) AS valid_to
+	  FROM prepaid.capacity_rule r),
 c AS NOT MATERIALIZED (
 	SELECT k.*, a.customer_id, r.basis, r.price, r.installed_kva, r.contract_kw,
 		   sum(k.max_kw) OVER w AS customer_kw,
@@ -330,11 +401,8 @@ c AS NOT MATERIALIZED (
 	  FROM k
 	  JOIN prepaid.meter m ON m.property_id = k.property_id AND m.meter_id = k.meter_id
 	  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
-	  LEFT JOIN LATERAL (
-		   SELECT cr.* FROM prepaid.capacity_rule cr
-			WHERE cr.property_id = a.property_id AND cr.customer_id = a.customer_id
-			  AND cr.valid_from <= k.month
-			ORDER BY cr.valid_from DESC LIMIT 1) r ON true
+	  LEFT JOIN rule r ON r.property_id = a.property_id AND r.customer_id = a.customer_id
+		   AND r.valid_from <= k.month AND (r.valid_to IS NULL OR k.month < r.valid_to)
 	WINDOW w AS (PARTITION BY k.property_id, a.customer_id, k.month)),
 q AS NOT MATERIALIZED (	-- the customer's billed quantity, excess and charge
 	SELECT c.*,
@@ -388,7 +456,7 @@ SELECT cm.property_id, cm.customer_id, cu.name AS customer_name, cm.month,
 -- when either freeze was). Per period it comes from the per-rate registers
 -- of the freezes when the meter has them ("registers"); otherwise the total
 -- is split in whole Wh in proportion to the month's per-period energy of
--- the readings ("readings", from meter_energy_daily), or, without readings,
+-- the readings ("readings", from meter_energy_monthly), or, without readings,
 -- over the tariff calendar as if the load were even ("uniform"). Prices are
 -- those of the meter's tariff version and season in force at the start of
 -- the month. Each line's amount is rounded to the fen; the bill is their sum.
@@ -404,39 +472,37 @@ WITH u AS NOT MATERIALIZED (
 	  FROM prepaid.month_usage mu
 	  JOIN prepaid.meter m ON m.property_id = mu.property_id AND m.meter_id = mu.meter_id
 	 WHERE m.mode = 'postpaid'),
-w AS NOT MATERIALIZED (	-- weights per period for bills without registers
+dd AS NOT MATERIALIZED (	-- the month's per-period energy of the readings
+	SELECT d.property_id, d.meter_id, d.month,
+		   d.sharp_kwh + d.peak_kwh + d.flat_kwh + d.valley_kwh + d.deep_kwh AS total,
+		   d.sharp_kwh AS sharp, d.peak_kwh AS peak, d.flat_kwh AS flat, d.valley_kwh AS valley,
+		   d.deep_kwh AS deep
+	  FROM prepaid.meter_energy_monthly d),
+w AS NOT MATERIALIZED (	-- weights per period for bills without registers, and their sum
 	SELECT u.property_id, u.meter_id, u.month, u.total_wh, x.period, x.weight,
+		   CASE WHEN dd.total > 0 THEN dd.total ELSE 1000 END AS weights,
 		   CASE WHEN dd.total > 0 THEN 'readings' ELSE 'uniform' END AS method
 	  FROM u
-	 CROSS JOIN LATERAL (
-		   SELECT sum(d.sharp_kwh + d.peak_kwh + d.flat_kwh + d.valley_kwh + d.deep_kwh) AS total,
-				  sum(d.sharp_kwh) AS sharp, sum(d.peak_kwh) AS peak, sum(d.flat_kwh) AS flat,
-				  sum(d.valley_kwh) AS valley, sum(d.deep_kwh) AS deep
-			 FROM prepaid.meter_energy_daily d
-			WHERE d.property_id = u.property_id AND d.meter_id = u.meter_id
-			  AND d.day >= u.month AND d.day < (u.month + interval '1 month')::date) dd
+	  LEFT JOIN dd ON dd.property_id = u.property_id AND dd.meter_id = u.meter_id AND dd.month = u.month
 	 CROSS JOIN LATERAL (
 		   SELECT v.period, v.weight
 			 FROM (VALUES ('sharp', dd.sharp), ('peak', dd.peak), ('flat', dd.flat),
 						  ('valley', dd.valley), ('deep', dd.deep)) v(period, weight)
 			WHERE dd.total > 0 AND v.weight > 0
-		   UNION ALL
+		   UNION ALL	-- the parts of 1000 kWh add up to exactly 1000
 		   SELECT s.period, s.kwh FROM prepaid.tou_split(u.tariff_id, u.from_at, u.to_at, 1000) s
 			WHERE coalesce(dd.total, 0) <= 0 AND s.kwh > 0) x
 	 WHERE u.period_wh IS NULL AND u.total_wh > 0),
+q AS NOT MATERIALIZED (
+	SELECT w.*, w.total_wh * w.weight / w.weights AS exact_wh FROM w),
 a AS NOT MATERIALIZED (	-- largest remainder: whole Wh adding up to the total
-	SELECT w.*, floor(w.total_wh * w.weight / sum(w.weight) OVER k) AS wh,
-		   w.total_wh * w.weight / sum(w.weight) OVER k
-			   - floor(w.total_wh * w.weight / sum(w.weight) OVER k) AS frac
-	  FROM w
-	WINDOW k AS (PARTITION BY w.property_id, w.meter_id, w.month)),
+	SELECT q.*, floor(q.exact_wh) AS wh, q.exact_wh - floor(q.exact_wh) AS frac FROM q),
 e AS NOT MATERIALIZED (
 	SELECT a.property_id, a.meter_id, a.month, a.period, a.method,
-		   a.wh + CASE WHEN row_number() OVER (PARTITION BY a.property_id, a.meter_id, a.month
-											   ORDER BY a.frac DESC, a.period)
-							<= a.total_wh - sum(a.wh) OVER (PARTITION BY a.property_id, a.meter_id, a.month)
-					   THEN 1 ELSE 0 END AS wh
+		   a.wh + CASE WHEN row_number() OVER o <= a.total_wh - sum(a.wh) OVER b THEN 1 ELSE 0 END AS wh
 	  FROM a
+	WINDOW b AS (PARTITION BY a.property_id, a.meter_id, a.month),
+		   o AS (PARTITION BY a.property_id, a.meter_id, a.month ORDER BY a.frac DESC, a.period)
 	UNION ALL
 	SELECT u.property_id, u.meter_id, u.month, r.key, 'registers', r.value::bigint * u.mult
 	  FROM u CROSS JOIN LATERAL jsonb_each_text(u.period_wh) r
@@ -468,35 +534,40 @@ CREATE VIEW api.postpaid_bill WITH (security_invoker = true) AS
 SELECT u.property_id, u.meter_id, m.address, m.shop_no, m.owner_name, a.customer_id,
 	   c.name AS customer_name, m.account_id, u.month, u.from_at, u.to_at, u.estimated,
 	   m.tariff_id, u.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS energy_kwh,
-	   max(l.method) FILTER (WHERE l.line_no <= 5) AS split_method,
-	   sum(l.quantity) FILTER (WHERE l.item = 'sharp') AS sharp_kwh,
-	   max(l.price) FILTER (WHERE l.item = 'sharp') AS sharp_price,
-	   sum(l.amount) FILTER (WHERE l.item = 'sharp') AS sharp_amount,
-	   sum(l.quantity) FILTER (WHERE l.item = 'peak') AS peak_kwh,
-	   max(l.price) FILTER (WHERE l.item = 'peak') AS peak_price,
-	   sum(l.amount) FILTER (WHERE l.item = 'peak') AS peak_amount,
-	   sum(l.quantity) FILTER (WHERE l.item = 'flat') AS flat_kwh,
-	   max(l.price) FILTER (WHERE l.item = 'flat') AS flat_price,
-	   sum(l.amount) FILTER (WHERE l.item = 'flat') AS flat_amount,
-	   sum(l.quantity) FILTER (WHERE l.item = 'valley') AS valley_kwh,
-	   max(l.price) FILTER (WHERE l.item = 'valley') AS valley_price,
-	   sum(l.amount) FILTER (WHERE l.item = 'valley') AS valley_amount,
-	   sum(l.quantity) FILTER (WHERE l.item = 'deep') AS deep_kwh,
-	   max(l.price) FILTER (WHERE l.item = 'deep') AS deep_price,
-	   sum(l.amount) FILTER (WHERE l.item = 'deep') AS deep_amount,
-	   coalesce(sum(l.amount) FILTER (WHERE l.line_no <= 5), 0) AS energy_amount,
-	   max(l.method) FILTER (WHERE l.item = 'capacity') AS capacity_basis,
-	   coalesce(sum(l.amount) FILTER (WHERE l.item = 'capacity'), 0) AS capacity_amount,
-	   coalesce(sum(l.amount), 0) AS amount_due
+	   l.split_method, l.sharp_kwh, l.sharp_price, l.sharp_amount, l.peak_kwh, l.peak_price,
+	   l.peak_amount, l.flat_kwh, l.flat_price, l.flat_amount, l.valley_kwh, l.valley_price,
+	   l.valley_amount, l.deep_kwh, l.deep_price, l.deep_amount,
+	   coalesce(l.energy_amount, 0) AS energy_amount, l.capacity_basis,
+	   coalesce(l.capacity_amount, 0) AS capacity_amount,
+	   coalesce(l.energy_amount, 0) + coalesce(l.capacity_amount, 0) AS amount_due
   FROM prepaid.month_usage u
   JOIN prepaid.meter m ON m.property_id = u.property_id AND m.meter_id = u.meter_id
   JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
   LEFT JOIN prepaid.customer c ON c.property_id = a.property_id AND c.customer_id = a.customer_id
-  LEFT JOIN api.postpaid_bill_line l
+  LEFT JOIN (
+	   SELECT bl.property_id, bl.meter_id, bl.month,
+			  max(bl.method) FILTER (WHERE bl.line_no <= 5) AS split_method,
+			  sum(bl.quantity) FILTER (WHERE bl.item = 'sharp') AS sharp_kwh,
+			  max(bl.price) FILTER (WHERE bl.item = 'sharp') AS sharp_price,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'sharp') AS sharp_amount,
+			  sum(bl.quantity) FILTER (WHERE bl.item = 'peak') AS peak_kwh,
+			  max(bl.price) FILTER (WHERE bl.item = 'peak') AS peak_price,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'peak') AS peak_amount,
+			  sum(bl.quantity) FILTER (WHERE bl.item = 'flat') AS flat_kwh,
+			  max(bl.price) FILTER (WHERE bl.item = 'flat') AS flat_price,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'flat') AS flat_amount,
+			  sum(bl.quantity) FILTER (WHERE bl.item = 'valley') AS valley_kwh,
+			  max(bl.price) FILTER (WHERE bl.item = 'valley') AS valley_price,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'valley') AS valley_amount,
+			  sum(bl.quantity) FILTER (WHERE bl.item = 'deep') AS deep_kwh,
+			  max(bl.price) FILTER (WHERE bl.item = 'deep') AS deep_price,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'deep') AS deep_amount,
+			  sum(bl.amount) FILTER (WHERE bl.line_no <= 5) AS energy_amount,
+			  max(bl.method) FILTER (WHERE bl.item = 'capacity') AS capacity_basis,
+			  sum(bl.amount) FILTER (WHERE bl.item = 'capacity') AS capacity_amount
+		 FROM api.postpaid_bill_line bl
+		GROUP BY bl.property_id, bl.meter_id, bl.month) l
 	ON l.property_id = u.property_id AND l.meter_id = u.meter_id AND l.month = u.month
- WHERE m.mode = 'postpaid'
- GROUP BY u.property_id, u.meter_id, m.address, m.shop_no, m.owner_name, a.customer_id,
-		  c.name, m.account_id, u.month, u.from_at, u.to_at, u.estimated, m.tariff_id,
-		  u.energy_wh, m.pt_ratio, m.ct_ratio;
+ WHERE m.mode = 'postpaid';
 COMMENT ON VIEW api.postpaid_bill IS
 	'monthly bill of each post-paid meter: kWh, price and amount per TOU period, capacity charge, amount due';

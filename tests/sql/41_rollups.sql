@@ -3,7 +3,7 @@
 -- values; exact for appended, out-of-order, quarantined and deleted
 -- readings, and equal to a rebuild from the readings.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 -- Asia/Shanghai is UTC+8. Tariff: 00-08 valley, 08-24 peak; registers T1 = peak, T2 = valley.
 SELECT prepaid.tariff_put('{"name": "rollup-test", "time_zone": "Asia/Shanghai",
@@ -49,6 +49,13 @@ SELECT results_eq(
 			 ('2025-03-10 09:00+08', 1000), ('2025-03-10 23:00+08', 1000)$$,
 	'energy per property and local hour; an interval counts in the hour it ends');
 SELECT results_eq(
+	$$SELECT meter_id, month, energy_wh, peak_kwh, valley_kwh FROM prepaid.meter_energy_monthly
+	   WHERE property_id = 601 ORDER BY 1$$,
+	$$VALUES (60101::bigint, '2025-03-01'::date, 3000::bigint, 2.000000::numeric, 1.000000::numeric),
+			 (60102, '2025-03-01', 1000, 0.600000, 0.400000),
+			 (60103, '2025-03-01', 800, 0.000000, 0.800000)$$,
+	'monthly energy: the sum of the days');
+SELECT results_eq(
 	$$SELECT day, samples, n_voltage, voltage_a_sum, voltage_a_min, voltage_a_max FROM prepaid.electrical_daily
 	   WHERE meter_id = 60101 ORDER BY 1$$,
 	$$VALUES ('2025-03-10'::date, 2, 2, 450.0::numeric, 220.0::numeric, 230.0::numeric),
@@ -92,6 +99,9 @@ SELECT results_eq(
 	$$VALUES (3000::bigint, 2.858824::numeric, 0.141176::numeric)$$,
 	'a deleted reading: 2400 + 600 Wh; peak 2.258824 + 0.6, valley 0.141176');
 SELECT results_eq(
+	$$SELECT energy_wh, peak_kwh, valley_kwh FROM prepaid.meter_energy_monthly WHERE meter_id = 60101$$,
+	$$VALUES (3000::bigint, 2.858824::numeric, 0.141176::numeric)$$, 'and the month follows');
+SELECT results_eq(
 	$$SELECT hour, energy_wh FROM prepaid.property_energy_hourly
 	   WHERE property_id = 601 AND hour >= '2025-03-10 08:00+08' ORDER BY 1$$,
 	$$VALUES ('2025-03-10 08:00+08'::timestamptz, 0::bigint), ('2025-03-10 09:00+08', 1000),
@@ -111,6 +121,9 @@ CREATE TEMP TABLE before_rebuild AS
 	SELECT 'h', NULL, hour::text, energy_wh, NULL, NULL FROM prepaid.property_energy_hourly
 	 WHERE property_id = 601 AND energy_wh <> 0
 	UNION ALL
+	SELECT 'm', meter_id, month::text, energy_wh, peak_kwh, valley_kwh FROM prepaid.meter_energy_monthly
+	 WHERE property_id = 601 AND energy_wh <> 0
+	UNION ALL
 	SELECT 'e', meter_id, day::text, samples, voltage_a_sum, voltage_a_max FROM prepaid.electrical_daily
 	 WHERE property_id = 601;
 SELECT is(prepaid.rollup_rebuild(601), 8::bigint, 'rebuild rolls up the 8 stored readings');
@@ -119,6 +132,9 @@ SELECT set_eq(
 	   WHERE property_id = 601 AND energy_wh <> 0
 	  UNION ALL
 	  SELECT 'h', NULL, hour::text, energy_wh, NULL, NULL FROM prepaid.property_energy_hourly
+	   WHERE property_id = 601 AND energy_wh <> 0
+	  UNION ALL
+	  SELECT 'm', meter_id, month::text, energy_wh, peak_kwh, valley_kwh FROM prepaid.meter_energy_monthly
 	   WHERE property_id = 601 AND energy_wh <> 0
 	  UNION ALL
 	  SELECT 'e', meter_id, day::text, samples, voltage_a_sum, voltage_a_max FROM prepaid.electrical_daily

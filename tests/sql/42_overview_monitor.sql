@@ -1,7 +1,7 @@
 -- The overview (F16) and the meter monitor (F17) on the api park fixture,
 -- against numbers worked out by hand (see fixtures/api_park.sql).
 BEGIN;
-SELECT plan(17);
+SELECT plan(20);
 \ir fixtures/api_park.sql
 
 -- East Park, by meter:
@@ -51,13 +51,13 @@ SELECT results_eq(
 	$$SELECT meter_id, fee_status, online, opened, balance, total_kwh, area_name, customer_name
 		FROM api.meter_monitor ORDER BY meter_id$$,
 	$$VALUES (50101::bigint, 'low_balance'::text, true, true, 15.00::numeric, 1015.000::numeric, 'Building A'::text, 'Acme Co'::text),
-			 (50102, 'postpaid', false, true, 0.00, 14.000, 'Building A', 'Acme Co'),
+			 (50102, 'low_balance', false, true, 0.00, 14.000, 'Building A', 'Acme Co'),
 			 (50103, 'in_credit', false, false, -30.00, NULL, 'Building B', 'Dorm 3'),
 			 (50104, 'normal', true, true, 100.00, 19.000, 'Building B', 'Dorm 3'),
-			 (50105, 'postpaid', false, true, 0.00, 10.000, 'Building A', 'Acme Co'),
-			 (50106, 'postpaid', false, true, 0.00, NULL, 'Building B', 'Dorm 3'),
+			 (50105, 'low_balance', false, true, 0.00, 10.000, 'Building A', 'Acme Co'),
+			 (50106, 'low_balance', false, true, 0.00, NULL, 'Building B', 'Dorm 3'),
 			 (50201, 'cut_off', false, true, -5.00, NULL, 'West Hall', 'West Co')$$,
-	'one row per meter: fee status, online, balance, total energy (register x PT x CT), area, owner');
+	'one row per meter: fee status of its account (0.00 < 20.00 is low), online, balance, total energy (register x PT x CT), area, owner');
 SELECT results_eq(
 	$$SELECT current_period, current_price, power_kw, last_reading_at = last_update
 		FROM api.meter_monitor WHERE meter_id = 50101$$,
@@ -86,6 +86,11 @@ SELECT is((SELECT fee_status FROM api.meter_monitor WHERE meter_id = 50103), 'in
 	'balance -50.00 with a credit limit of 50.00 is still in credit');
 INSERT INTO prepaid.ledger (property_id, account_id, meter_id, kind, amount) VALUES (501, 5002, 50103, 'energy', -0.01);
 SELECT is((SELECT fee_status FROM api.meter_monitor WHERE meter_id = 50103), 'cut_off', '-50.01 is cut off');
+SELECT results_eq($$SELECT in_credit, cut_off, counts_at <= now() FROM api.overview WHERE property_id = 501$$,
+	$$VALUES (1::bigint, 0::bigint, true)$$, 'the overview''s counts are those of the last count');
+SELECT is(prepaid.overview_refresh(501), 1::bigint, 'counting again (what the overview job does every minute)');
+SELECT results_eq($$SELECT in_credit, cut_off FROM api.overview WHERE property_id = 501$$,
+	$$VALUES (0::bigint, 1::bigint)$$, 'now 50103 counts as cut off');
 SELECT prepaid.recharge(50101, 5.00, 'platform', 'cash-2');
 SELECT is((SELECT fee_status FROM api.meter_monitor WHERE meter_id = 50101), 'normal',
 	'15 + 5 = 20, the warning level itself, is normal');
