@@ -93,8 +93,9 @@ WITH d AS (
 	SELECT p.property_id, p.time_zone, (now() AT TIME ZONE p.time_zone)::date AS today,
 		   extract(hour FROM now() AT TIME ZONE p.time_zone)::integer AS current_hour
 	  FROM prepaid.property p),
-days AS (
-	SELECT d.property_id, d.time_zone, x.tag, x.day
+days AS MATERIALIZED (	-- the four local days as instants
+	SELECT d.property_id, d.time_zone, x.tag, x.day::timestamp AT TIME ZONE d.time_zone AS lo,
+		   (x.day + 1)::timestamp AT TIME ZONE d.time_zone AS hi
 	  FROM d CROSS JOIN LATERAL (VALUES ('today', d.today), ('yesterday', d.today - 1),
 										('last_week', d.today - 7),
 										('last_year', (d.today - interval '1 year')::date)) x(tag, day)),
@@ -104,8 +105,7 @@ e AS (
 		   sum(e.energy_wh) AS wh
 	  FROM days
 	  JOIN prepaid.property_energy_hourly e ON e.property_id = days.property_id
-	   AND e.hour >= (days.day::timestamp AT TIME ZONE days.time_zone)
-	   AND e.hour < ((days.day + 1)::timestamp AT TIME ZONE days.time_zone)
+	   AND e.hour >= days.lo AND e.hour < days.hi
 	 GROUP BY 1, 2, 3)
 SELECT d.property_id, d.today AS local_date, h.hour_of_day, d.current_hour,
 	   CASE WHEN h.hour_of_day <= d.current_hour
