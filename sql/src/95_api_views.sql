@@ -450,124 +450,148 @@ SELECT cm.property_id, cm.customer_id, cu.name AS customer_name, cm.month,
   JOIN prepaid.customer cu ON cu.property_id = cm.property_id AND cu.customer_id = cm.customer_id
  GROUP BY cm.property_id, cm.customer_id, cu.name, cm.month;
 
--- F8, F19: the lines of each post-paid meter's monthly bill: energy per TOU
--- period (line 1-5) and the capacity charge (line 6). The month's energy is
--- the difference of two month-start freezes (prepaid.month_usage; estimated
--- when either freeze was). Per period it comes from the per-rate registers
--- of the freezes when the meter has them ("registers"); otherwise the total
--- is split in whole Wh in proportion to the month's per-period energy of
--- the readings ("readings", from meter_energy_monthly), or, without readings,
--- over the tariff calendar as if the load were even ("uniform"). Prices are
--- those of the meter's tariff version and season in force at the start of
--- the month. Each line's amount is rounded to the fen; the bill is their sum.
--- method: registers / readings / uniform for energy lines, the capacity
--- basis for the capacity line. Written without materialized CTEs so that
--- filters on month, property_id and meter_id reach the tables.
-CREATE VIEW api.postpaid_bill_line WITH (security_invoker = true) AS
+-- F8, F19: one row per post-paid meter and month. The month's energy is the
+-- difference of two month-start freezes (prepaid.month_usage; estimated
+-- when either freeze was), x PT x CT. Per TOU period it comes from the
+-- per-rate registers of the freezes when the meter has them ("registers");
+-- otherwise the total is split in whole Wh in proportion to the month's
+-- per-period energy of the readings ("readings", meter_energy_monthly), or,
+-- without readings, over the tariff calendar as if the load were even
+-- ("uniform"); the split is by largest remainder (ties: sharp, peak, flat,
+-- valley, deep), so the periods add up exactly to the month's energy.
+-- Prices are those of the meter's tariff version and season in force at the
+-- start of the month; each period's amount is rounded to the fen; the
+-- capacity line is the meter's share of its customer's capacity charge
+-- (api.capacity_meter); amount_due is the sum of the lines. One row per
+-- bill all the way (no line rows), and no materialized CTE, so filters on
+-- month, property_id and meter_id reach the tables.
+CREATE VIEW api.postpaid_bill WITH (security_invoker = true) AS
 WITH u AS NOT MATERIALIZED (
-	SELECT mu.property_id, mu.meter_id, mu.month, mu.from_at, mu.to_at, mu.estimated,
-		   mu.energy_wh * m.pt_ratio::bigint * m.ct_ratio AS total_wh,
-		   m.pt_ratio::bigint * m.ct_ratio AS mult, m.tariff_id,
-		   nullif(mu.period_wh, '{}') AS period_wh
+	SELECT mu.property_id, mu.meter_id, mu.month, mu.from_at, mu.to_at, mu.estimated, mu.energy_wh,
+		   nullif(mu.period_wh, '{}') AS period_wh, m.address, m.shop_no, m.owner_name, m.account_id,
+		   m.tariff_id, m.pt_ratio::bigint * m.ct_ratio AS mult
 	  FROM prepaid.month_usage mu
 	  JOIN prepaid.meter m ON m.property_id = mu.property_id AND m.meter_id = mu.meter_id
 	 WHERE m.mode = 'postpaid'),
-dd AS NOT MATERIALIZED (	-- the month's per-period energy of the readings
-	SELECT d.property_id, d.meter_id, d.month,
-		   d.sharp_kwh + d.peak_kwh + d.flat_kwh + d.valley_kwh + d.deep_kwh AS total,
-		   d.sharp_kwh AS sharp, d.peak_kwh AS peak, d.flat_kwh AS flat, d.valley_kwh AS valley,
-		   d.deep_kwh AS deep
-	  FROM prepaid.meter_energy_monthly d),
-w AS NOT MATERIALIZED (	-- weights per period for bills without registers, and their sum
-	SELECT u.property_id, u.meter_id, u.month, u.total_wh, x.period, x.weight,
-		   CASE WHEN dd.total > 0 THEN dd.total ELSE 1000 END AS weights,
-		   CASE WHEN dd.total > 0 THEN 'readings' ELSE 'uniform' END AS method
+w AS NOT MATERIALIZED (	-- the weights of the periods for a split
+	SELECT u.*, u.energy_wh * u.mult AS total_wh,
+		   CASE WHEN u.period_wh IS NOT NULL THEN 'registers'
+				WHEN mo.sharp_kwh + mo.peak_kwh + mo.flat_kwh + mo.valley_kwh + mo.deep_kwh > 0 THEN 'readings'
+				ELSE 'uniform' END AS method,
+		   coalesce(mo.sharp_kwh, un.sharp, 0) AS ws, coalesce(mo.peak_kwh, un.peak, 0) AS wp,
+		   coalesce(mo.flat_kwh, un.flat, 0) AS wf, coalesce(mo.valley_kwh, un.valley, 0) AS wv,
+		   coalesce(mo.deep_kwh, un.deep, 0) AS wd
 	  FROM u
-	  LEFT JOIN dd ON dd.property_id = u.property_id AND dd.meter_id = u.meter_id AND dd.month = u.month
+	  LEFT JOIN prepaid.meter_energy_monthly mo
+		ON mo.property_id = u.property_id AND mo.meter_id = u.meter_id AND mo.month = u.month
+	   AND u.period_wh IS NULL
+	   AND mo.sharp_kwh + mo.peak_kwh + mo.flat_kwh + mo.valley_kwh + mo.deep_kwh > 0
+	  LEFT JOIN LATERAL (	-- the parts of 1000 kWh add up to exactly 1000
+		   SELECT sum(s.kwh) FILTER (WHERE s.period = 'sharp') AS sharp,
+				  sum(s.kwh) FILTER (WHERE s.period = 'peak') AS peak,
+				  sum(s.kwh) FILTER (WHERE s.period = 'flat') AS flat,
+				  sum(s.kwh) FILTER (WHERE s.period = 'valley') AS valley,
+				  sum(s.kwh) FILTER (WHERE s.period = 'deep') AS deep
+			 FROM prepaid.tou_split(u.tariff_id, u.from_at, u.to_at, 1000) s
+			WHERE u.period_wh IS NULL AND mo.meter_id IS NULL) un ON true),
+e AS NOT MATERIALIZED (	-- Wh per period: from the registers, or by largest remainder:
+						-- the floors, plus one for the left_wh periods with the
+						-- largest fractions (a period's rank = the periods ahead of it).
+						-- OFFSET 0 keeps each step computed once per bill.
+	SELECT w.*, x.sharp_wh, x.peak_wh, x.flat_wh, x.valley_wh, x.deep_wh
+	  FROM w
 	 CROSS JOIN LATERAL (
-		   SELECT v.period, v.weight
-			 FROM (VALUES ('sharp', dd.sharp), ('peak', dd.peak), ('flat', dd.flat),
-						  ('valley', dd.valley), ('deep', dd.deep)) v(period, weight)
-			WHERE dd.total > 0 AND v.weight > 0
-		   UNION ALL	-- the parts of 1000 kWh add up to exactly 1000
-		   SELECT s.period, s.kwh FROM prepaid.tou_split(u.tariff_id, u.from_at, u.to_at, 1000) s
-			WHERE coalesce(dd.total, 0) <= 0 AND s.kwh > 0) x
-	 WHERE u.period_wh IS NULL AND u.total_wh > 0),
-q AS NOT MATERIALIZED (
-	SELECT w.*, w.total_wh * w.weight / w.weights AS exact_wh FROM w),
-a AS NOT MATERIALIZED (	-- largest remainder: whole Wh adding up to the total
-	SELECT q.*, floor(q.exact_wh) AS wh, q.exact_wh - floor(q.exact_wh) AS frac FROM q),
-e AS NOT MATERIALIZED (
-	SELECT a.property_id, a.meter_id, a.month, a.period, a.method,
-		   a.wh + CASE WHEN row_number() OVER o <= a.total_wh - sum(a.wh) OVER b THEN 1 ELSE 0 END AS wh
-	  FROM a
-	WINDOW b AS (PARTITION BY a.property_id, a.meter_id, a.month),
-		   o AS (PARTITION BY a.property_id, a.meter_id, a.month ORDER BY a.frac DESC, a.period)
-	UNION ALL
-	SELECT u.property_id, u.meter_id, u.month, r.key, 'registers', r.value::bigint * u.mult
-	  FROM u CROSS JOIN LATERAL jsonb_each_text(u.period_wh) r
-	 WHERE u.period_wh IS NOT NULL),
+		   SELECT w.total_wh * w.ws / nullif(w.ws + w.wp + w.wf + w.wv + w.wd, 0) AS qs,
+				  w.total_wh * w.wp / nullif(w.ws + w.wp + w.wf + w.wv + w.wd, 0) AS qp,
+				  w.total_wh * w.wf / nullif(w.ws + w.wp + w.wf + w.wv + w.wd, 0) AS qf,
+				  w.total_wh * w.wv / nullif(w.ws + w.wp + w.wf + w.wv + w.wd, 0) AS qv,
+				  w.total_wh * w.wd / nullif(w.ws + w.wp + w.wf + w.wv + w.wd, 0) AS qd
+			OFFSET 0) q
+	 CROSS JOIN LATERAL (
+		   SELECT floor(q.qs) AS fs, floor(q.qp) AS fp, floor(q.qf) AS ff, floor(q.qv) AS fv,
+				  floor(q.qd) AS fd, q.qs - floor(q.qs) AS rs, q.qp - floor(q.qp) AS rp,
+				  q.qf - floor(q.qf) AS rf, q.qv - floor(q.qv) AS rv, q.qd - floor(q.qd) AS rd
+			OFFSET 0) f
+	 CROSS JOIN LATERAL (
+		   SELECT w.total_wh - (f.fs + f.fp + f.ff + f.fv + f.fd) AS left_wh OFFSET 0) l
+	 CROSS JOIN LATERAL (
+		   SELECT CASE WHEN w.method = 'registers' THEN (w.period_wh ->> 'sharp')::bigint * w.mult
+					   WHEN w.ws > 0 THEN f.fs + ((f.rp > f.rs)::int + (f.rf > f.rs)::int
+						   + (f.rv > f.rs)::int + (f.rd > f.rs)::int < l.left_wh)::int END AS sharp_wh,
+				  CASE WHEN w.method = 'registers' THEN (w.period_wh ->> 'peak')::bigint * w.mult
+					   WHEN w.wp > 0 THEN f.fp + ((f.rs >= f.rp)::int + (f.rf > f.rp)::int
+						   + (f.rv > f.rp)::int + (f.rd > f.rp)::int < l.left_wh)::int END AS peak_wh,
+				  CASE WHEN w.method = 'registers' THEN (w.period_wh ->> 'flat')::bigint * w.mult
+					   WHEN w.wf > 0 THEN f.ff + ((f.rs >= f.rf)::int + (f.rp >= f.rf)::int
+						   + (f.rv > f.rf)::int + (f.rd > f.rf)::int < l.left_wh)::int END AS flat_wh,
+				  CASE WHEN w.method = 'registers' THEN (w.period_wh ->> 'valley')::bigint * w.mult
+					   WHEN w.wv > 0 THEN f.fv + ((f.rs >= f.rv)::int + (f.rp >= f.rv)::int
+						   + (f.rf >= f.rv)::int + (f.rd > f.rv)::int < l.left_wh)::int END AS valley_wh,
+				  CASE WHEN w.method = 'registers' THEN (w.period_wh ->> 'deep')::bigint * w.mult
+					   WHEN w.wd > 0 THEN f.fd + ((f.rs >= f.rd)::int + (f.rp >= f.rd)::int
+						   + (f.rf >= f.rd)::int + (f.rv >= f.rd)::int < l.left_wh)::int END AS deep_wh
+			OFFSET 0) x),
 price AS NOT MATERIALIZED (
-	SELECT t.tariff_id, t.from_at, p.period, prepaid.tou_price(t.tariff_id, t.from_at, p.period) AS price
-	  FROM (SELECT DISTINCT tariff_id, from_at FROM u) t
-	 CROSS JOIN (VALUES ('sharp'), ('peak'), ('flat'), ('valley'), ('deep')) p(period))
-SELECT u.property_id, u.meter_id, u.month,
-	   array_position(ARRAY['sharp', 'peak', 'flat', 'valley', 'deep'], e.period) AS line_no,
-	   e.period AS item, e.wh * 0.001 AS quantity, 'kWh' AS unit, pr.price,
-	   round(e.wh * 0.001 * pr.price, 2) AS amount, u.estimated, e.method
-  FROM u
-  JOIN e ON e.property_id = u.property_id AND e.meter_id = u.meter_id AND e.month = u.month
-  LEFT JOIN price pr ON pr.tariff_id = u.tariff_id AND pr.from_at = u.from_at AND pr.period = e.period
-UNION ALL
-SELECT u.property_id, u.meter_id, u.month, 6, 'capacity', cm.billed_quantity,
-	   CASE cm.basis WHEN 'transformer' THEN 'kVA' ELSE 'kW' END, cm.price, cm.amount,
-	   u.estimated, cm.basis
-  FROM u
-  JOIN api.capacity_meter cm
-	ON cm.property_id = u.property_id AND cm.meter_id = u.meter_id AND cm.month = u.month
- WHERE cm.basis IS NOT NULL;
-COMMENT ON VIEW api.postpaid_bill_line IS
-	'lines of post-paid bills: kWh per TOU period with price and amount, and the capacity charge';
-
--- F8, F19: one row per post-paid meter and month.
-CREATE VIEW api.postpaid_bill WITH (security_invoker = true) AS
-SELECT u.property_id, u.meter_id, m.address, m.shop_no, m.owner_name, a.customer_id,
-	   c.name AS customer_name, m.account_id, u.month, u.from_at, u.to_at, u.estimated,
-	   m.tariff_id, u.energy_wh * m.pt_ratio::bigint * m.ct_ratio * 0.001 AS energy_kwh,
-	   l.split_method, l.sharp_kwh, l.sharp_price, l.sharp_amount, l.peak_kwh, l.peak_price,
-	   l.peak_amount, l.flat_kwh, l.flat_price, l.flat_amount, l.valley_kwh, l.valley_price,
-	   l.valley_amount, l.deep_kwh, l.deep_price, l.deep_amount,
-	   coalesce(l.energy_amount, 0) AS energy_amount, l.capacity_basis,
-	   coalesce(l.capacity_amount, 0) AS capacity_amount,
-	   coalesce(l.energy_amount, 0) + coalesce(l.capacity_amount, 0) AS amount_due
-  FROM prepaid.month_usage u
-  JOIN prepaid.meter m ON m.property_id = u.property_id AND m.meter_id = u.meter_id
-  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+	SELECT t.tariff_id, t.from_at,
+		   prepaid.tou_price(t.tariff_id, t.from_at, 'sharp') AS sharp,
+		   prepaid.tou_price(t.tariff_id, t.from_at, 'peak') AS peak,
+		   prepaid.tou_price(t.tariff_id, t.from_at, 'flat') AS flat,
+		   prepaid.tou_price(t.tariff_id, t.from_at, 'valley') AS valley,
+		   prepaid.tou_price(t.tariff_id, t.from_at, 'deep') AS deep
+	  FROM (SELECT DISTINCT u.tariff_id, u.from_at FROM u) t),
+b AS NOT MATERIALIZED (
+	SELECT e.*, pr.sharp AS sharp_price, pr.peak AS peak_price, pr.flat AS flat_price,
+		   pr.valley AS valley_price, pr.deep AS deep_price, am.*
+	  FROM e
+	  LEFT JOIN price pr ON pr.tariff_id = e.tariff_id AND pr.from_at = e.from_at
+	 CROSS JOIN LATERAL (
+		   SELECT round(e.sharp_wh * 0.001 * pr.sharp, 2) AS sharp_amount,
+				  round(e.peak_wh * 0.001 * pr.peak, 2) AS peak_amount,
+				  round(e.flat_wh * 0.001 * pr.flat, 2) AS flat_amount,
+				  round(e.valley_wh * 0.001 * pr.valley, 2) AS valley_amount,
+				  round(e.deep_wh * 0.001 * pr.deep, 2) AS deep_amount
+			OFFSET 0) am)
+SELECT b.property_id, b.meter_id, b.address, b.shop_no, b.owner_name, a.customer_id,
+	   c.name AS customer_name, b.account_id, b.month, b.from_at, b.to_at, b.estimated, b.tariff_id,
+	   b.total_wh * 0.001 AS energy_kwh, b.method AS split_method,
+	   b.sharp_wh * 0.001 AS sharp_kwh, b.sharp_price, b.sharp_amount,
+	   b.peak_wh * 0.001 AS peak_kwh, b.peak_price, b.peak_amount,
+	   b.flat_wh * 0.001 AS flat_kwh, b.flat_price, b.flat_amount,
+	   b.valley_wh * 0.001 AS valley_kwh, b.valley_price, b.valley_amount,
+	   b.deep_wh * 0.001 AS deep_kwh, b.deep_price, b.deep_amount,
+	   coalesce(b.sharp_amount, 0) + coalesce(b.peak_amount, 0) + coalesce(b.flat_amount, 0)
+		   + coalesce(b.valley_amount, 0) + coalesce(b.deep_amount, 0) AS energy_amount,
+	   cm.basis AS capacity_basis, cm.billed_quantity AS capacity_quantity,
+	   CASE WHEN cm.basis = 'transformer' THEN 'kVA' WHEN cm.basis IS NOT NULL THEN 'kW' END
+		   AS capacity_unit,
+	   cm.price AS capacity_price, coalesce(cm.amount, 0) AS capacity_amount,
+	   coalesce(b.sharp_amount, 0) + coalesce(b.peak_amount, 0) + coalesce(b.flat_amount, 0)
+		   + coalesce(b.valley_amount, 0) + coalesce(b.deep_amount, 0) + coalesce(cm.amount, 0)
+		   AS amount_due
+  FROM b
+  JOIN prepaid.account a ON a.property_id = b.property_id AND a.account_id = b.account_id
   LEFT JOIN prepaid.customer c ON c.property_id = a.property_id AND c.customer_id = a.customer_id
-  LEFT JOIN (
-	   SELECT bl.property_id, bl.meter_id, bl.month,
-			  max(bl.method) FILTER (WHERE bl.line_no <= 5) AS split_method,
-			  sum(bl.quantity) FILTER (WHERE bl.item = 'sharp') AS sharp_kwh,
-			  max(bl.price) FILTER (WHERE bl.item = 'sharp') AS sharp_price,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'sharp') AS sharp_amount,
-			  sum(bl.quantity) FILTER (WHERE bl.item = 'peak') AS peak_kwh,
-			  max(bl.price) FILTER (WHERE bl.item = 'peak') AS peak_price,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'peak') AS peak_amount,
-			  sum(bl.quantity) FILTER (WHERE bl.item = 'flat') AS flat_kwh,
-			  max(bl.price) FILTER (WHERE bl.item = 'flat') AS flat_price,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'flat') AS flat_amount,
-			  sum(bl.quantity) FILTER (WHERE bl.item = 'valley') AS valley_kwh,
-			  max(bl.price) FILTER (WHERE bl.item = 'valley') AS valley_price,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'valley') AS valley_amount,
-			  sum(bl.quantity) FILTER (WHERE bl.item = 'deep') AS deep_kwh,
-			  max(bl.price) FILTER (WHERE bl.item = 'deep') AS deep_price,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'deep') AS deep_amount,
-			  sum(bl.amount) FILTER (WHERE bl.line_no <= 5) AS energy_amount,
-			  max(bl.method) FILTER (WHERE bl.item = 'capacity') AS capacity_basis,
-			  sum(bl.amount) FILTER (WHERE bl.item = 'capacity') AS capacity_amount
-		 FROM api.postpaid_bill_line bl
-		GROUP BY bl.property_id, bl.meter_id, bl.month) l
-	ON l.property_id = u.property_id AND l.meter_id = u.meter_id AND l.month = u.month
- WHERE m.mode = 'postpaid';
+  LEFT JOIN api.capacity_meter cm
+	ON cm.property_id = b.property_id AND cm.meter_id = b.meter_id AND cm.month = b.month
+   AND cm.basis IS NOT NULL;
 COMMENT ON VIEW api.postpaid_bill IS
 	'monthly bill of each post-paid meter: kWh, price and amount per TOU period, capacity charge, amount due';
+
+-- F8, F19: the same bills as lines: 1-5 the TOU periods with energy, 6 the
+-- capacity charge (quantity: the customer's billed kW or kVA; amount: this
+-- meter's share). method: registers / readings / uniform, or the capacity basis.
+CREATE VIEW api.postpaid_bill_line WITH (security_invoker = true) AS
+SELECT b.property_id, b.meter_id, b.month, x.line_no, x.item, x.quantity, x.unit, x.price, x.amount,
+	   b.estimated, x.method
+  FROM api.postpaid_bill b
+ CROSS JOIN LATERAL (VALUES
+		(1, 'sharp', b.sharp_kwh, 'kWh', b.sharp_price, b.sharp_amount, b.split_method),
+		(2, 'peak', b.peak_kwh, 'kWh', b.peak_price, b.peak_amount, b.split_method),
+		(3, 'flat', b.flat_kwh, 'kWh', b.flat_price, b.flat_amount, b.split_method),
+		(4, 'valley', b.valley_kwh, 'kWh', b.valley_price, b.valley_amount, b.split_method),
+		(5, 'deep', b.deep_kwh, 'kWh', b.deep_price, b.deep_amount, b.split_method),
+		(6, 'capacity', b.capacity_quantity, b.capacity_unit, b.capacity_price, b.capacity_amount,
+		 b.capacity_basis)) x(line_no, item, quantity, unit, price, amount, method)
+ WHERE x.quantity IS NOT NULL;
+COMMENT ON VIEW api.postpaid_bill_line IS
+	'lines of post-paid bills: kWh per TOU period with price and amount, and the capacity charge';
