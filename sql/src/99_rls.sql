@@ -128,3 +128,20 @@ GRANT EXECUTE ON FUNCTION api.ledger_mark_invoiced(bigint[], text),
 	api.alarm_ack(bigint)
 	TO prepaid_admin, prepaid_operator;
 GRANT EXECUTE ON FUNCTION api.payment_notify(jsonb) TO prepaid_admin, prepaid_payment;
+
+-- The ingest daemon's SECURITY DEFINER entry points (62_ingest.sql) are for
+-- the ingest role (and admins) only: no one else writes readings or claims
+-- commands through them. The daemon also needs TEMPORARY on the database
+-- (its COPY staging table), which a DBA grants: GRANT TEMPORARY ON DATABASE
+-- ... TO prepaid_ingest.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+			  WHERE p.pronamespace = 'prepaid'::regnamespace AND p.proname LIKE 'ingest\_%' LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO prepaid_ingest, prepaid_admin', f);
+	END LOOP;
+END
+$$;

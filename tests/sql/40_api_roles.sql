@@ -1,7 +1,7 @@
 -- Roles, grants and row-level security: what each role may touch, and that
 -- the ingest daemon's role can do its job and nothing more.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT is(ARRAY(SELECT rolname::text || ':' || rolcanlogin FROM pg_roles
 				  WHERE rolname IN ('prepaid_admin', 'prepaid_anon', 'prepaid_bi', 'prepaid_ingest',
@@ -90,6 +90,10 @@ SELECT lives_ok($$INSERT INTO prepaid.quarantine (source, reason, address) VALUE
 	'ingest quarantines frames');
 SELECT lives_ok($$UPDATE prepaid.gateway SET online = true, last_seen = now() WHERE serial = 'GW-E2'$$,
 	'ingest updates gateway link state');
+SELECT lives_ok($$SELECT * FROM prepaid.ingest_meter_map()$$, 'ingest may call the daemon''s entry points');
+SET LOCAL ROLE prepaid_operator;
+SELECT throws_ok($$SELECT * FROM prepaid.ingest_batch_write('x', 1, 0)$$, '42501', NULL,
+	'an operator cannot write readings through the daemon''s entry points');
 RESET ROLE;
 SELECT results_eq(
 	$$SELECT count(*) FILTER (WHERE source = 'reading' AND reason = 'unknown_meter'),
