@@ -37,6 +37,7 @@
 
 #include "exact.h"
 #include "pg_prepaid.h"
+#include "registers.h"
 #include "settle.h"
 #include "tou_calendar.h"
 
@@ -242,28 +243,6 @@ prepare_plans(void)
 		plan_quarantine = prepare(sql_quarantine, 4, quarantine);
 }
 
-/* Reads an int8[] datum into out (at most TOU_MAX_REGISTERS); returns n. */
-static int
-read_registers(Datum arr, int64 *out)
-{
-	ArrayType *a = DatumGetArrayTypeP(arr);
-	Datum *elems;
-	bool *nulls;
-	int n;
-
-	deconstruct_array(a, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls,
-	                  &n);
-	if (n > TOU_MAX_REGISTERS)
-		n = TOU_MAX_REGISTERS;
-	for (int i = 0; i < n; i++)
-	{
-		if (nulls[i])
-			return 0; /* incomplete registers: price from the total */
-		out[i] = DatumGetInt64(elems[i]);
-	}
-	return n;
-}
-
 static void
 combo_add(Meter *m, int period, int64 price, int64 energy)
 {
@@ -291,18 +270,6 @@ combo_add(Meter *m, int period, int64 price, int64 energy)
 	}
 	m->combos[i].energy += energy;
 	m->combos[i].amount += amount;
-}
-
-/* Register delta in Wh with rollover; -1 when it went backwards otherwise. */
-static int64
-register_delta(int64 prev, int64 cur, int64 modulus)
-{
-	if (cur >= prev)
-		return cur - prev;
-	if (prev > modulus / 10 * 9 && cur < modulus / 10 &&
-	    modulus - prev + cur <= modulus / 100)
-		return modulus - prev + cur;
-	return -1;
 }
 
 static int64
@@ -589,7 +556,7 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
 		else
 			m->e = DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 9, &isnull);
-		m->nr = isnull ? 0 : read_registers(d, m->r);
+		m->nr = isnull ? 0 : registers_read(d, m->r);
 		m->carry = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
 		*cal = tou_calendar_get(m->tariff_id);
 	}
@@ -598,7 +565,7 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
 	e = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 	d = SPI_getbinval(tup, desc, 13, &isnull);
 	if (!isnull)
-		nregs = read_registers(d, regs);
+		nregs = registers_read(d, regs);
 
 	if (!m->has_at)
 	{
@@ -614,7 +581,7 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
 	}
 	else
 	{
-		int64 delta = register_delta(m->e, e, m->modulus);
+		int64 delta = registers_delta(m->e, e, m->modulus);
 		int64 reg_delta[TOU_MAX_REGISTERS];
 		int use_regs = (nregs > 0 && nregs == m->nr) ? nregs : 0;
 
@@ -626,7 +593,7 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
 		}
 		for (int i = 0; i < use_regs; i++)
 		{
-			reg_delta[i] = register_delta(m->r[i], regs[i], m->modulus);
+			reg_delta[i] = registers_delta(m->r[i], regs[i], m->modulus);
 			if (reg_delta[i] < 0)
 				use_regs = 0; /* inconsistent registers: price the total */
 		}

@@ -158,32 +158,44 @@ $$;
 
 -- Classifies every inserted batch of readings, set-based.
 CREATE FUNCTION prepaid._reading_after_insert() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
 	horizon timestamptz := now() + prepaid._max_clock_skew();
+	v_p     bigint[];
+	v_m     bigint[];
+	v_t     timestamptz[];
+	v_why   text[];
+	v_det   text[];
 BEGIN
+	-- find the bad rows first (usually none), then move just those: the
+	-- move is a keyed delete, never a join against the whole reading table
+	SELECT array_agg(n.property_id), array_agg(n.meter_id), array_agg(n.read_at),
+		   array_agg(CASE WHEN m.meter_id IS NULL THEN 'unknown_meter'
+						  WHEN n.read_at > horizon THEN 'clock_in_future'
+						  ELSE 'before_settlement_cursor' END),
+		   array_agg(CASE WHEN m.meter_id IS NULL
+							  THEN format('no meter %s in property %s', n.meter_id, n.property_id)
+						  WHEN n.read_at > horizon
+							  THEN format('read_at %s is later than the server clock allows (%s)',
+										  n.read_at, horizon)
+						  ELSE format('read_at %s is not after the settled reading at %s',
+									  n.read_at, c.read_at) END)
+	  INTO v_p, v_m, v_t, v_why, v_det
+	  FROM new_rows n
+	  LEFT JOIN prepaid.meter m
+		ON m.property_id = n.property_id AND m.meter_id = n.meter_id
+	  LEFT JOIN prepaid.settle_cursor c
+		ON c.property_id = n.property_id AND c.meter_id = n.meter_id
+	 WHERE m.meter_id IS NULL OR n.read_at > horizon OR n.read_at <= c.read_at;
+	IF v_p IS NULL THEN
+		RETURN NULL;
+	END IF;
 	WITH bad AS (
-		SELECT n.property_id, n.meter_id, n.read_at,
-			   CASE WHEN m.meter_id IS NULL THEN 'unknown_meter'
-					WHEN n.read_at > horizon THEN 'clock_in_future'
-					ELSE 'before_settlement_cursor' END AS reason,
-			   CASE WHEN m.meter_id IS NULL
-						THEN format('no meter %s in property %s', n.meter_id, n.property_id)
-					WHEN n.read_at > horizon
-						THEN format('read_at %s is later than the server clock allows (%s)', n.read_at, horizon)
-					ELSE format('read_at %s is not after the settled reading at %s', n.read_at, c.read_at)
-			   END AS detail
-		  FROM new_rows n
-		  LEFT JOIN prepaid.meter m
-			ON m.property_id = n.property_id AND m.meter_id = n.meter_id
-		  LEFT JOIN prepaid.settle_cursor c
-			ON c.property_id = n.property_id AND c.meter_id = n.meter_id
-		 WHERE m.meter_id IS NULL OR n.read_at > horizon OR n.read_at <= c.read_at),
+		SELECT * FROM unnest(v_p, v_m, v_t, v_why, v_det) AS b(p, m, t, reason, detail)),
 	moved AS (
 		DELETE FROM prepaid.reading r
 		 USING bad b
-		 WHERE r.property_id = b.property_id AND r.meter_id = b.meter_id
-		   AND r.read_at = b.read_at
+		 WHERE r.property_id = b.p AND r.meter_id = b.m AND r.read_at = b.t
 		RETURNING r.property_id, r.meter_id, r.read_at, b.reason, b.detail, to_jsonb(r) AS reading)
 	INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, source, reason, detail, reading)
 	SELECT property_id, meter_id, read_at, 'reading', reason, detail, reading FROM moved;

@@ -124,28 +124,17 @@ RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 				ELSE 0 END
 $$;
 
--- The energy of one interval per TOU period, kWh on the primary side: from
--- the per-rate registers when both readings have the same number of them
--- (mapped to periods by the tariff version in force at the interval's end),
--- otherwise the total split over the tariff calendar.
-CREATE FUNCTION prepaid._interval_periods(p_tariff_id bigint, p_mult bigint, p_modulus bigint,
-										  p_from timestamptz, p_to timestamptz, p_wh bigint,
-										  p_prev_rate bigint[], p_rate bigint[])
-RETURNS TABLE (period text, kwh numeric)
-LANGUAGE sql STABLE AS $$
-	SELECT tv.registers[i],
-		   prepaid._register_delta(p_prev_rate[i], p_rate[i], p_modulus) * p_mult * 0.001
-	  FROM prepaid.tariff_version tv
-	 CROSS JOIN generate_subscripts(p_rate, 1) i
-	 WHERE cardinality(p_rate) > 0 AND cardinality(p_rate) = cardinality(p_prev_rate)
-	   AND tv.tariff_id = p_tariff_id AND p_to > tv.valid_from AND p_to <= tv.valid_to
-	   AND i <= cardinality(tv.registers)
-	UNION ALL
-	SELECT s.period, s.kwh
-	  FROM prepaid.tou_split(p_tariff_id, p_from, p_to, p_wh * p_mult * 0.001) s
-	 WHERE coalesce(cardinality(p_rate), 0) = 0
-		OR cardinality(p_rate) IS DISTINCT FROM cardinality(p_prev_rate)
-$$;
+-- The energy of one interval per TOU period, kWh on the primary side, as
+-- numeric[5] (sharp, peak, flat, valley, deep): from the per-rate registers
+-- when both readings have the same number of them (mapped to periods by the
+-- tariff version in force at the interval's end), otherwise the total split
+-- over the tariff calendar (C, extension/tou_split.c).
+CREATE FUNCTION prepaid._interval_kwh(p_tariff_id bigint, p_mult bigint, p_modulus bigint,
+									  p_from timestamptz, p_to timestamptz, p_wh bigint,
+									  p_prev_rate bigint[], p_rate bigint[])
+RETURNS numeric[]
+	AS 'MODULE_PATHNAME', 'prepaid_interval_kwh'
+	LANGUAGE C STABLE PARALLEL SAFE;
 
 -- The statement that applies a change of readings to the energy rollups:
 -- the intervals of each touched meter's window after the change minus those
@@ -208,23 +197,16 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 			   date_trunc('hour', iv.read_at - interval '1 microsecond', w.time_zone) AS hour
 		  FROM iv JOIN k w ON w.property_id = iv.property_id AND w.meter_id = iv.meter_id
 		 WHERE iv.prev_at IS NOT NULL),
-	parts AS (	-- one row per interval with its energy, one per period with its kWh
-		SELECT e.property_id, e.meter_id, e.day, NULL::text AS period,
-			   e.sign * e.d_wh * e.mult AS wh, NULL::numeric AS kwh
-		  FROM e
-		UNION ALL
-		SELECT e.property_id, e.meter_id, e.day, s.period, 0, e.sign * s.kwh
-		  FROM e
-		 CROSS JOIN LATERAL prepaid._interval_periods(e.tariff_id, e.mult, e.modulus, e.prev_at,
-													  e.read_at, e.d_wh, e.prev_rate, e.rate_wh) s
-		 WHERE e.d_wh > 0),
+	parts AS (	-- one row per interval: its energy, and its kWh per period
+		SELECT e.property_id, e.meter_id, e.day, e.sign * e.d_wh * e.mult AS wh, e.sign AS sign,
+			   CASE WHEN e.d_wh > 0 THEN prepaid._interval_kwh(e.tariff_id, e.mult, e.modulus,
+					e.prev_at, e.read_at, e.d_wh, e.prev_rate, e.rate_wh) END AS k
+		  FROM e),
 	per_day AS (
 		SELECT property_id, meter_id, day, sum(wh) AS wh,
-			   coalesce(sum(kwh) FILTER (WHERE period = 'sharp'), 0) AS sharp,
-			   coalesce(sum(kwh) FILTER (WHERE period = 'peak'), 0) AS peak,
-			   coalesce(sum(kwh) FILTER (WHERE period = 'flat'), 0) AS flat,
-			   coalesce(sum(kwh) FILTER (WHERE period = 'valley'), 0) AS valley,
-			   coalesce(sum(kwh) FILTER (WHERE period = 'deep'), 0) AS deep
+			   coalesce(sum(sign * k[1]), 0) AS sharp, coalesce(sum(sign * k[2]), 0) AS peak,
+			   coalesce(sum(sign * k[3]), 0) AS flat, coalesce(sum(sign * k[4]), 0) AS valley,
+			   coalesce(sum(sign * k[5]), 0) AS deep
 		  FROM parts GROUP BY 1, 2, 3),
 	daily AS (
 		INSERT INTO prepaid.meter_energy_daily AS x (property_id, meter_id, day, energy_wh,
