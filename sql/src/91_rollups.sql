@@ -162,8 +162,13 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 		SELECT k.property_id, k.meter_id, r.read_at, r.energy_wh, r.rate_wh, k.reorder
 		  FROM k CROSS JOIN LATERAL (
 				SELECT r.read_at, r.energy_wh, r.rate_wh FROM prepaid.reading r
-				 WHERE r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at < k.lo
+				 WHERE k.reorder
+				   AND r.property_id = k.property_id AND r.meter_id = k.meter_id AND r.read_at < k.lo
 				 ORDER BY r.read_at DESC LIMIT 1) r
+		UNION ALL	-- appended: that reading is meter_latest's
+		SELECT k.property_id, k.meter_id, l.read_at, l.energy_wh, l.rate_wh, false
+		  FROM k JOIN prepaid.meter_latest l ON l.property_id = k.property_id AND l.meter_id = k.meter_id
+		 WHERE NOT k.reorder
 		UNION ALL	-- appended: the new rows are all there is after it
 		SELECT ch.*, false FROM ch
 		  JOIN k ON k.property_id = ch.property_id AND k.meter_id = ch.meter_id
@@ -197,7 +202,7 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 			   date_trunc('hour', iv.read_at - interval '1 microsecond', w.time_zone) AS hour
 		  FROM iv JOIN k w ON w.property_id = iv.property_id AND w.meter_id = iv.meter_id
 		 WHERE iv.prev_at IS NOT NULL),
-	parts AS (	-- one row per interval: its energy, and its kWh per period
+	parts AS MATERIALIZED (	-- one row per interval: its energy, and its kWh per period (one call)
 		SELECT e.property_id, e.meter_id, e.day, e.sign * e.d_wh * e.mult AS wh, e.sign AS sign,
 			   CASE WHEN e.d_wh > 0 THEN prepaid._interval_kwh(e.tariff_id, e.mult, e.modulus,
 					e.prev_at, e.read_at, e.d_wh, e.prev_rate, e.rate_wh) END AS k
@@ -356,12 +361,135 @@ $$;
 -- Transition tables are visible only to statements of the trigger function
 -- itself, so the statements run here. JIT compilation of these large
 -- statements costs more than it saves (seconds per batch), so it is off.
+--
+-- The common case has a statement of its own: a meter with one row in the
+-- batch, later than its meter_latest reading (which the classify trigger
+-- moves only after this one), appends one interval whose predecessor is
+-- meter_latest's reading, and one electrical sample. One pass over the
+-- batch (index probes of meter and meter_latest per row, never the reading
+-- table) computes each interval once and adds it to the daily, monthly and
+-- hourly rows, and adds each sample to its day; no aggregation, since each
+-- meter has one row. The meters of every other row (several rows of a
+-- meter, a reading before the meter's newest, a meter's first reading) go
+-- through the general statements above, which handle any change.
 CREATE FUNCTION prepaid._reading_rollup_insert() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
+DECLARE
+	v_p bigint[];
+	v_m bigint[];
+	v_src constant text := '(SELECT n.* FROM new_rows n JOIN unnest($1::bigint[], $2::bigint[]) AS s(p, m)'
+						   ' ON n.property_id = s.p AND n.meter_id = s.m)';
 BEGIN
-	IF EXISTS (SELECT 1 FROM new_rows) THEN
-		EXECUTE prepaid._energy_sql('new_rows', false);
-		EXECUTE prepaid._electrical_sql('new_rows', false);
+	WITH c AS MATERIALIZED (	-- each row with its meter and that meter's newest stored reading
+		SELECT n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a,
+			   n.voltage_b, n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw,
+			   n.power_a_kw, n.power_b_kw, n.power_c_kw, n.reactive_kvar, n.power_factor,
+			   x.tariff_id, x.mult, x.modulus, x.prev_at, x.prev_wh, x.prev_rate
+		  FROM new_rows n
+		 CROSS JOIN LATERAL (	-- index probes (a hash join would read the whole park)
+				SELECT m.tariff_id, m.pt_ratio::bigint * m.ct_ratio AS mult,
+					   m.register_modulus_wh AS modulus, l.read_at AS prev_at,
+					   l.energy_wh AS prev_wh, l.rate_wh AS prev_rate
+				  FROM prepaid.meter m
+				  LEFT JOIN prepaid.meter_latest l
+					ON l.property_id = m.property_id AND l.meter_id = m.meter_id
+				 WHERE m.property_id = n.property_id AND m.meter_id = n.meter_id
+				OFFSET 0) x),
+	many AS (
+		SELECT c.property_id, c.meter_id FROM c GROUP BY 1, 2 HAVING count(*) > 1),
+	f AS MATERIALIZED (	-- the appended rows
+		SELECT c.*, p.time_zone, prepaid._register_delta(c.prev_wh, c.energy_wh, c.modulus) AS d_wh
+		  FROM c JOIN prepaid.property p ON p.property_id = c.property_id
+		 WHERE c.read_at > c.prev_at
+		   AND NOT EXISTS (SELECT 1 FROM many
+							WHERE many.property_id = c.property_id AND many.meter_id = c.meter_id)),
+	e AS MATERIALIZED (	-- their intervals with energy: local day and hour, kWh per period
+		SELECT f.property_id, f.meter_id, f.d_wh * f.mult AS wh,
+			   ((f.read_at - interval '1 microsecond') AT TIME ZONE f.time_zone)::date AS day,
+			   date_trunc('hour', f.read_at - interval '1 microsecond', f.time_zone) AS hour,
+			   prepaid._interval_kwh(f.tariff_id, f.mult, f.modulus, f.prev_at, f.read_at, f.d_wh,
+									 f.prev_rate, f.rate_wh) AS k
+		  FROM f WHERE f.d_wh > 0),
+	daily AS (
+		INSERT INTO prepaid.meter_energy_daily AS x (property_id, meter_id, day, energy_wh,
+			sharp_kwh, peak_kwh, flat_kwh, valley_kwh, deep_kwh)
+		SELECT e.property_id, e.meter_id, e.day, e.wh, e.k[1], e.k[2], e.k[3], e.k[4], e.k[5]
+		  FROM e ORDER BY 1, 2, 3
+		ON CONFLICT (property_id, meter_id, day) DO UPDATE
+		   SET energy_wh = x.energy_wh + excluded.energy_wh,
+			   sharp_kwh = x.sharp_kwh + excluded.sharp_kwh,
+			   peak_kwh = x.peak_kwh + excluded.peak_kwh,
+			   flat_kwh = x.flat_kwh + excluded.flat_kwh,
+			   valley_kwh = x.valley_kwh + excluded.valley_kwh,
+			   deep_kwh = x.deep_kwh + excluded.deep_kwh),
+	monthly AS (
+		INSERT INTO prepaid.meter_energy_monthly AS x (property_id, meter_id, month, energy_wh,
+			sharp_kwh, peak_kwh, flat_kwh, valley_kwh, deep_kwh)
+		SELECT e.property_id, e.meter_id, date_trunc('month', e.day)::date, e.wh, e.k[1], e.k[2],
+			   e.k[3], e.k[4], e.k[5]
+		  FROM e ORDER BY 1, 2, 3
+		ON CONFLICT (property_id, meter_id, month) DO UPDATE
+		   SET energy_wh = x.energy_wh + excluded.energy_wh,
+			   sharp_kwh = x.sharp_kwh + excluded.sharp_kwh,
+			   peak_kwh = x.peak_kwh + excluded.peak_kwh,
+			   flat_kwh = x.flat_kwh + excluded.flat_kwh,
+			   valley_kwh = x.valley_kwh + excluded.valley_kwh,
+			   deep_kwh = x.deep_kwh + excluded.deep_kwh),
+	hourly AS (
+		INSERT INTO prepaid.property_energy_hourly AS x (property_id, hour, energy_wh)
+		SELECT e.property_id, e.hour, sum(e.wh) FROM e GROUP BY 1, 2 ORDER BY 1, 2
+		ON CONFLICT (property_id, hour) DO UPDATE SET energy_wh = x.energy_wh + excluded.energy_wh),
+	electrical AS (	-- one sample per meter: its values are the day's partial sums
+		INSERT INTO prepaid.electrical_daily AS x (property_id, meter_id, day, first_at, last_at,
+			samples, n_voltage, voltage_a_sum, voltage_b_sum, voltage_c_sum, voltage_a_min,
+			voltage_a_max, voltage_b_min, voltage_b_max, voltage_c_min, voltage_c_max, n_current,
+			current_a_sum, current_b_sum, current_c_sum, current_a_max, current_b_max,
+			current_c_max, n_power, power_sum, power_max, power_a_sum, power_b_sum, power_c_sum,
+			n_reactive, reactive_sum, n_pf, pf_sum, pf_min)
+		SELECT f.property_id, f.meter_id, (f.read_at AT TIME ZONE f.time_zone)::date, f.read_at,
+			   f.read_at, 1, (f.voltage_a IS NOT NULL)::int, f.voltage_a, f.voltage_b, f.voltage_c,
+			   f.voltage_a, f.voltage_a, f.voltage_b, f.voltage_b, f.voltage_c, f.voltage_c,
+			   (f.current_a IS NOT NULL)::int, f.current_a, f.current_b, f.current_c, f.current_a,
+			   f.current_b, f.current_c, (f.power_kw IS NOT NULL)::int, f.power_kw, f.power_kw,
+			   f.power_a_kw, f.power_b_kw, f.power_c_kw, (f.reactive_kvar IS NOT NULL)::int,
+			   f.reactive_kvar, (f.power_factor IS NOT NULL)::int, f.power_factor, f.power_factor
+		  FROM f ORDER BY 1, 2, 3
+		ON CONFLICT (property_id, meter_id, day) DO UPDATE SET
+		   first_at = least(x.first_at, excluded.first_at),
+		   last_at = greatest(x.last_at, excluded.last_at), samples = x.samples + 1,
+		   n_voltage = x.n_voltage + excluded.n_voltage,
+		   voltage_a_sum = prepaid._add(x.voltage_a_sum, excluded.voltage_a_sum),
+		   voltage_b_sum = prepaid._add(x.voltage_b_sum, excluded.voltage_b_sum),
+		   voltage_c_sum = prepaid._add(x.voltage_c_sum, excluded.voltage_c_sum),
+		   voltage_a_min = least(x.voltage_a_min, excluded.voltage_a_min),
+		   voltage_a_max = greatest(x.voltage_a_max, excluded.voltage_a_max),
+		   voltage_b_min = least(x.voltage_b_min, excluded.voltage_b_min),
+		   voltage_b_max = greatest(x.voltage_b_max, excluded.voltage_b_max),
+		   voltage_c_min = least(x.voltage_c_min, excluded.voltage_c_min),
+		   voltage_c_max = greatest(x.voltage_c_max, excluded.voltage_c_max),
+		   n_current = x.n_current + excluded.n_current,
+		   current_a_sum = prepaid._add(x.current_a_sum, excluded.current_a_sum),
+		   current_b_sum = prepaid._add(x.current_b_sum, excluded.current_b_sum),
+		   current_c_sum = prepaid._add(x.current_c_sum, excluded.current_c_sum),
+		   current_a_max = greatest(x.current_a_max, excluded.current_a_max),
+		   current_b_max = greatest(x.current_b_max, excluded.current_b_max),
+		   current_c_max = greatest(x.current_c_max, excluded.current_c_max),
+		   n_power = x.n_power + excluded.n_power,
+		   power_sum = prepaid._add(x.power_sum, excluded.power_sum),
+		   power_max = greatest(x.power_max, excluded.power_max),
+		   power_a_sum = prepaid._add(x.power_a_sum, excluded.power_a_sum),
+		   power_b_sum = prepaid._add(x.power_b_sum, excluded.power_b_sum),
+		   power_c_sum = prepaid._add(x.power_c_sum, excluded.power_c_sum),
+		   n_reactive = x.n_reactive + excluded.n_reactive,
+		   reactive_sum = prepaid._add(x.reactive_sum, excluded.reactive_sum),
+		   n_pf = x.n_pf + excluded.n_pf, pf_sum = prepaid._add(x.pf_sum, excluded.pf_sum),
+		   pf_min = least(x.pf_min, excluded.pf_min))
+	SELECT array_agg(s.property_id), array_agg(s.meter_id) INTO v_p, v_m
+	  FROM (SELECT c.property_id, c.meter_id FROM c WHERE NOT coalesce(c.read_at > c.prev_at, false)
+			UNION SELECT many.property_id, many.meter_id FROM many) s;
+	IF v_p IS NOT NULL THEN	-- the other meters' rows
+		EXECUTE prepaid._energy_sql(v_src, false) USING v_p, v_m;
+		EXECUTE prepaid._electrical_sql(v_src, false) USING v_p, v_m;
 	END IF;
 	RETURN NULL;
 END
@@ -412,6 +540,40 @@ BEGIN
 	-- readings must not change meanwhile: inserts wait until this transaction
 	-- ends (and so does another rebuild)
 	LOCK TABLE prepaid.reading IN SHARE ROW EXCLUSIVE MODE;
+	-- appended readings take their predecessor from meter_latest: make it
+	-- each meter's newest stored reading again (loads with the triggers
+	-- disabled, or updated readings, may have left it behind)
+	WITH newest AS MATERIALIZED (
+		SELECT m.property_id, m.meter_id, r.*
+		  FROM prepaid.meter m
+		  LEFT JOIN LATERAL (
+				SELECT r.read_at AS r_at, r.energy_wh, r.rate_wh, r.voltage_a, r.voltage_b,
+					   r.voltage_c, r.current_a, r.current_b, r.current_c, r.power_kw,
+					   r.power_factor, r.demand_kw, r.relay_open, r.received_at
+				  FROM prepaid.reading r
+				 WHERE r.property_id = m.property_id AND r.meter_id = m.meter_id
+				 ORDER BY r.read_at DESC LIMIT 1) r ON true
+		 WHERE m.property_id = p_property_id),
+	dropped AS (
+		DELETE FROM prepaid.meter_latest l USING newest n
+		 WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id AND n.r_at IS NULL)
+	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_factor, demand_kw, relay_open, received_at)
+	SELECT n.property_id, n.meter_id, n.r_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
+		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
+		   n.demand_kw, n.relay_open, n.received_at
+	  FROM newest n WHERE n.r_at IS NOT NULL
+	ON CONFLICT (property_id, meter_id) DO UPDATE
+	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
+		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
+		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
+		   current_b = excluded.current_b, current_c = excluded.current_c,
+		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
+		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
+		   received_at = excluded.received_at
+	 WHERE (l.read_at, l.energy_wh, l.rate_wh) IS DISTINCT FROM
+		   (excluded.read_at, excluded.energy_wh, excluded.rate_wh);
 	DELETE FROM prepaid.property_energy_hourly WHERE property_id = p_property_id AND hour >= v_start;
 	DELETE FROM prepaid.meter_energy_daily
 	 WHERE property_id = p_property_id AND day >= coalesce(p_from, '-infinity');
