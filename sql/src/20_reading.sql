@@ -233,7 +233,8 @@ BEGIN
 		SELECT property_id, meter_id, read_at, 'reading', reason, detail, reading FROM moved;
 	END IF;
 	-- the newest accepted reading of each meter of the batch, if newer than
-	-- meter_latest's (the rows just moved are not accepted)
+	-- meter_latest's (the rows just moved are not accepted; the rollup
+	-- trigger has made the rows it appended meter_latest's already)
 	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
 		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
 		power_factor, demand_kw, relay_open, received_at)
@@ -242,8 +243,10 @@ BEGIN
 		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
 		   n.demand_kw, n.relay_open, n.received_at
 	  FROM new_rows n
-	 WHERE v_p IS NULL
-		OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest(v_p, v_m, v_t))
+	 WHERE (v_p IS NULL
+			OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest(v_p, v_m, v_t)))
+	   AND NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
+						  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
 	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
 	ON CONFLICT (property_id, meter_id) DO UPDATE
 	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
@@ -266,7 +269,17 @@ CREATE TRIGGER reading_classify AFTER INSERT ON prepaid.reading
 -- reading; a meter left without readings loses its row.
 CREATE FUNCTION prepaid._reading_latest_delete() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
+DECLARE
+	v_p bigint[];
+	v_m bigint[];
 BEGIN
+	SELECT array_agg(l.property_id), array_agg(l.meter_id) INTO v_p, v_m
+	  FROM (SELECT DISTINCT o.property_id, o.meter_id FROM old_rows o) o
+	  JOIN prepaid.meter_latest l ON l.property_id = o.property_id AND l.meter_id = o.meter_id
+	 WHERE l.e_day IS NOT NULL OR l.x_day IS NOT NULL;
+	IF v_p IS NOT NULL THEN	-- a row may go: its open day first (91_rollups.sql)
+		PERFORM prepaid._rollup_flush(v_p, v_m);
+	END IF;
 	WITH gone AS MATERIALIZED (
 		SELECT DISTINCT l.property_id, l.meter_id
 		  FROM old_rows o
