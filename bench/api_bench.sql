@@ -202,17 +202,17 @@ SELECT p.property_id, h,
   FROM (SELECT property_id, count(*) AS n FROM bench.m GROUP BY 1) p
  CROSS JOIN generate_series(date_trunc('hour', :'raw_from'::timestamptz - interval '400 days'),
 							:'raw_from'::timestamptz - interval '1 hour', interval '1 hour') h;
-INSERT INTO prepaid.meter_energy_daily (property_id, meter_id, day, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
+INSERT INTO prepaid.meter_energy_daily_store (property_id, meter_id, day, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
 SELECT m.property_id, m.meter_id, d::date, e.wh, e.wh * 0.001 / 24, e.wh * 0.001 * 6 / 24,
 	   e.wh * 0.001 * 7 / 24, e.wh * 0.001 * 10 / 24
   FROM bench.m m
  CROSS JOIN generate_series(:'last_month'::date, :'raw_day'::date - 1, interval '1 day') d
  CROSS JOIN LATERAL (SELECT (CASE WHEN m.three_phase THEN 240000 ELSE 21600 END
 							 * bench.noise(m.meter_id, d::date - DATE '2000-01-01'))::bigint AS wh) e;
-INSERT INTO prepaid.meter_energy_monthly (property_id, meter_id, month, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
+INSERT INTO prepaid.meter_energy_monthly_store (property_id, meter_id, month, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
 SELECT property_id, meter_id, date_trunc('month', day)::date, sum(energy_wh), sum(sharp_kwh), sum(peak_kwh),
 	   sum(flat_kwh), sum(valley_kwh)
-  FROM prepaid.meter_energy_daily GROUP BY 1, 2, 3;
+  FROM prepaid.meter_energy_daily_store GROUP BY 1, 2, 3;
 -- last month: month usage from the month-start freezes and the monthly maximum demand
 INSERT INTO prepaid.month_usage (property_id, meter_id, month, from_at, to_at, energy_wh, period_wh, estimated)
 SELECT m.property_id, m.meter_id, :'last_month'::date,

@@ -156,7 +156,39 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 					interval '300 seconds')
 $$;
 
--- Classifies every inserted batch of readings, set-based.
+-- Each meter's newest accepted reading: the alarm rules and the monitor
+-- read it instead of history, and the rollup trigger (91_rollups.sql) takes
+-- an appended reading's predecessor from it, so it is kept exact: on insert
+-- by the classify trigger below (after the bad rows are gone), on delete by
+-- reading_latest_delete (the newest remaining reading, or no row).
+CREATE TABLE prepaid.meter_latest (
+	property_id   bigint NOT NULL,
+	meter_id      bigint NOT NULL,
+	read_at       timestamptz NOT NULL,
+	energy_wh     bigint NOT NULL,
+	rate_wh       bigint[],
+	voltage_a     numeric(6,1),
+	voltage_b     numeric(6,1),
+	voltage_c     numeric(6,1),
+	current_a     numeric(8,3),
+	current_b     numeric(8,3),
+	current_c     numeric(8,3),
+	power_kw      numeric(10,4),
+	power_factor  numeric(4,3),
+	demand_kw     numeric(10,4),
+	relay_open    boolean,
+	received_at   timestamptz NOT NULL,
+	PRIMARY KEY (property_id, meter_id),
+	FOREIGN KEY (property_id, meter_id) REFERENCES prepaid.meter (property_id, meter_id)
+		ON DELETE CASCADE
+) WITH (fillfactor = 50);
+COMMENT ON TABLE prepaid.meter_latest IS 'newest accepted reading of each meter';
+
+-- Classifies every inserted batch of readings, set-based, then moves each
+-- meter's newest accepted reading of the batch into meter_latest.
+-- The meter and cursor lookups are index probes per row (LATERAL ... OFFSET
+-- 0): a batch is small next to the park, and hash joins over the meter and
+-- cursor tables would read all of them for every batch.
 CREATE FUNCTION prepaid._reading_after_insert() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
@@ -170,38 +202,113 @@ BEGIN
 	-- find the bad rows first (usually none), then move just those: the
 	-- move is a keyed delete, never a join against the whole reading table
 	SELECT array_agg(n.property_id), array_agg(n.meter_id), array_agg(n.read_at),
-		   array_agg(CASE WHEN m.meter_id IS NULL THEN 'unknown_meter'
+		   array_agg(CASE WHEN NOT x.known THEN 'unknown_meter'
 						  WHEN n.read_at > horizon THEN 'clock_in_future'
 						  ELSE 'before_settlement_cursor' END),
-		   array_agg(CASE WHEN m.meter_id IS NULL
+		   array_agg(CASE WHEN NOT x.known
 							  THEN format('no meter %s in property %s', n.meter_id, n.property_id)
 						  WHEN n.read_at > horizon
 							  THEN format('read_at %s is later than the server clock allows (%s)',
 										  n.read_at, horizon)
 						  ELSE format('read_at %s is not after the settled reading at %s',
-									  n.read_at, c.read_at) END)
+									  n.read_at, x.cursor_at) END)
 	  INTO v_p, v_m, v_t, v_why, v_det
 	  FROM new_rows n
-	  LEFT JOIN prepaid.meter m
-		ON m.property_id = n.property_id AND m.meter_id = n.meter_id
-	  LEFT JOIN prepaid.settle_cursor c
-		ON c.property_id = n.property_id AND c.meter_id = n.meter_id
-	 WHERE m.meter_id IS NULL OR n.read_at > horizon OR n.read_at <= c.read_at;
-	IF v_p IS NULL THEN
-		RETURN NULL;
+	 CROSS JOIN LATERAL (
+		SELECT EXISTS (SELECT 1 FROM prepaid.meter m
+						WHERE m.property_id = n.property_id AND m.meter_id = n.meter_id) AS known,
+			   (SELECT c.read_at FROM prepaid.settle_cursor c
+				 WHERE c.property_id = n.property_id AND c.meter_id = n.meter_id) AS cursor_at
+		OFFSET 0) x
+	 WHERE NOT x.known OR n.read_at > horizon OR n.read_at <= x.cursor_at;
+	IF v_p IS NOT NULL THEN
+		WITH bad AS (
+			SELECT * FROM unnest(v_p, v_m, v_t, v_why, v_det) AS b(p, m, t, reason, detail)),
+		moved AS (
+			DELETE FROM prepaid.reading r
+			 USING bad b
+			 WHERE r.property_id = b.p AND r.meter_id = b.m AND r.read_at = b.t
+			RETURNING r.property_id, r.meter_id, r.read_at, b.reason, b.detail, to_jsonb(r) AS reading)
+		INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, source, reason, detail, reading)
+		SELECT property_id, meter_id, read_at, 'reading', reason, detail, reading FROM moved;
 	END IF;
-	WITH bad AS (
-		SELECT * FROM unnest(v_p, v_m, v_t, v_why, v_det) AS b(p, m, t, reason, detail)),
-	moved AS (
-		DELETE FROM prepaid.reading r
-		 USING bad b
-		 WHERE r.property_id = b.p AND r.meter_id = b.m AND r.read_at = b.t
-		RETURNING r.property_id, r.meter_id, r.read_at, b.reason, b.detail, to_jsonb(r) AS reading)
-	INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, source, reason, detail, reading)
-	SELECT property_id, meter_id, read_at, 'reading', reason, detail, reading FROM moved;
+	-- the newest accepted reading of each meter of the batch, if newer than
+	-- meter_latest's (the rows just moved are not accepted; the rollup
+	-- trigger has made the rows it appended meter_latest's already)
+	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_factor, demand_kw, relay_open, received_at)
+	SELECT DISTINCT ON (n.property_id, n.meter_id)
+		   n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
+		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
+		   n.demand_kw, n.relay_open, n.received_at
+	  FROM new_rows n
+	 WHERE (v_p IS NULL
+			OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest(v_p, v_m, v_t)))
+	   AND NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
+						  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
+	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
+	ON CONFLICT (property_id, meter_id) DO UPDATE
+	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
+		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
+		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
+		   current_b = excluded.current_b, current_c = excluded.current_c,
+		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
+		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
+		   received_at = excluded.received_at
+	 WHERE excluded.read_at > l.read_at;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER reading_classify AFTER INSERT ON prepaid.reading
 	REFERENCING NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_after_insert();
+
+-- A deleted reading that was its meter's newest (settlement quarantining a
+-- bad one, an operator's delete) hands meter_latest to the newest remaining
+-- reading; a meter left without readings loses its row.
+CREATE FUNCTION prepaid._reading_latest_delete() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
+DECLARE
+	v_p bigint[];
+	v_m bigint[];
+BEGIN
+	SELECT array_agg(l.property_id), array_agg(l.meter_id) INTO v_p, v_m
+	  FROM (SELECT DISTINCT o.property_id, o.meter_id FROM old_rows o) o
+	  JOIN prepaid.meter_latest l ON l.property_id = o.property_id AND l.meter_id = o.meter_id
+	 WHERE l.e_day IS NOT NULL OR l.x_day IS NOT NULL;
+	IF v_p IS NOT NULL THEN	-- a row may go: its open day first (91_rollups.sql)
+		PERFORM prepaid._rollup_flush(v_p, v_m);
+	END IF;
+	WITH gone AS MATERIALIZED (
+		SELECT DISTINCT l.property_id, l.meter_id
+		  FROM old_rows o
+		  JOIN prepaid.meter_latest l
+			ON l.property_id = o.property_id AND l.meter_id = o.meter_id AND l.read_at = o.read_at),
+	newest AS MATERIALIZED (
+		SELECT g.property_id, g.meter_id, r.*
+		  FROM gone g
+		  LEFT JOIN LATERAL (
+				SELECT r.read_at AS r_at, r.energy_wh, r.rate_wh, r.voltage_a, r.voltage_b,
+					   r.voltage_c, r.current_a, r.current_b, r.current_c, r.power_kw,
+					   r.power_factor, r.demand_kw, r.relay_open, r.received_at
+				  FROM prepaid.reading r
+				 WHERE r.property_id = g.property_id AND r.meter_id = g.meter_id
+				 ORDER BY r.read_at DESC LIMIT 1) r ON true),
+	dropped AS (
+		DELETE FROM prepaid.meter_latest l USING newest n
+		 WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id AND n.r_at IS NULL)
+	UPDATE prepaid.meter_latest l
+	   SET read_at = n.r_at, energy_wh = n.energy_wh, rate_wh = n.rate_wh,
+		   voltage_a = n.voltage_a, voltage_b = n.voltage_b, voltage_c = n.voltage_c,
+		   current_a = n.current_a, current_b = n.current_b, current_c = n.current_c,
+		   power_kw = n.power_kw, power_factor = n.power_factor, demand_kw = n.demand_kw,
+		   relay_open = n.relay_open, received_at = n.received_at
+	  FROM newest n
+	 WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id AND n.r_at IS NOT NULL;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER reading_latest_delete AFTER DELETE ON prepaid.reading
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_latest_delete();

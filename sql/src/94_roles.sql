@@ -92,6 +92,6 @@ $$;
 -- that prepaid_ingest needs no rights on the tables they maintain
 -- (settle_cursor, meter_latest, the rollups, quarantine moves).
 ALTER FUNCTION prepaid._reading_after_insert() SECURITY DEFINER;
-ALTER FUNCTION prepaid._reading_latest() SECURITY DEFINER;
+ALTER FUNCTION prepaid._reading_latest_delete() SECURITY DEFINER;
 ALTER FUNCTION prepaid._reading_rollup_insert() SECURITY DEFINER;
 ALTER FUNCTION prepaid._reading_rollup_delete() SECURITY DEFINER;
