@@ -12,12 +12,13 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "funcapi.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "exact.h"
 #include "registers.h"
@@ -71,53 +72,98 @@ check_interval(TimestampTz from, TimestampTz to)
 		                          timestamptz_to_str(to))));
 }
 
+/*
+ * Splits energy (1e-6 kWh) over [from, to) by the time spent in each
+ * period; fills period[] and part[] (periods in order, only those with
+ * time) and returns how many. The parts add up to energy exactly.
+ */
+static int
+split_by_time(TouCalendar *cal, TimestampTz from, TimestampTz to, int64 energy,
+              int16 *period, int64 *part)
+{
+	TouSliceList slices;
+	int64 usec[TOU_NPERIODS] = {0};
+	int64 weights[TOU_NPERIODS];
+	int n = 0;
+
+	tou_slices_init(&slices);
+	tou_calendar_slices(cal, from, to, &slices);
+	for (int i = 0; i < slices.n; i++)
+		usec[slices.s[i].period] += slices.s[i].usec;
+	for (int p = 0; p < TOU_NPERIODS; p++)
+		if (usec[p] > 0)
+		{
+			period[n] = (int16) p;
+			weights[n++] = usec[p];
+		}
+	split_exact(energy, weights, n, part);
+	return n;
+}
+
+/*
+ * prepaid.tou_split(): computes all parts on the first call. In a FROM
+ * clause (materialize mode allowed) the rows go straight into the
+ * executor's tuplestore, with no per-row re-entry; in a select list they
+ * are returned one per call.
+ */
 Datum
 prepaid_tou_split(PG_FUNCTION_ARGS)
 {
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	FuncCallContext *funcctx;
 	SplitState *st;
+	SplitState local;
 
-	if (SRF_IS_FIRSTCALL())
+	if (rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) &&
+	    (rsinfo->allowedModes & SFRM_Materialize) != 0)
+		st = &local;
+	else if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		st = palloc(sizeof(SplitState));
+		MemoryContextSwitchTo(old);
+		st->n = -1;
+		funcctx->user_fctx = st;
+	}
+	else
+		st = NULL;
+
+	if (st != NULL)
 	{
 		int64 tariff_id = PG_GETARG_INT64(0);
 		TimestampTz from = PG_GETARG_TIMESTAMPTZ(1);
 		TimestampTz to = PG_GETARG_TIMESTAMPTZ(2);
 		int64 energy = numeric_to_fixed(PG_GETARG_NUMERIC(3), 6, "kwh");
-		TouCalendar *cal;
-		TouSliceList slices;
-		int64 usec[TOU_NPERIODS] = {0};
-		int64 weights[TOU_NPERIODS];
-		int64 parts[TOU_NPERIODS];
-		MemoryContext old;
 
 		if (energy < 0)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			                errmsg("kwh must not be negative")));
 		check_interval(from, to);
 		split_prepare(fcinfo);
-		funcctx = SRF_FIRSTCALL_INIT();
-		cal = tou_calendar_get(tariff_id);
-		tou_slices_init(&slices);
-		tou_calendar_slices(cal, from, to, &slices);
-		for (int i = 0; i < slices.n; i++)
-			usec[slices.s[i].period] += slices.s[i].usec;
-
-		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		st = palloc(sizeof(SplitState));
-		MemoryContextSwitchTo(old);
-		st->n = 0;
 		st->next = 0;
-		for (int p = 0; p < TOU_NPERIODS; p++)
-			if (usec[p] > 0)
-			{
-				st->period[st->n] = (int16) p;
-				weights[st->n] = usec[p];
-				st->n++;
-			}
-		split_exact(energy, weights, st->n, parts);
-		memcpy(st->part, parts, sizeof(int64) * st->n);
-		funcctx->user_fctx = st;
+		st->n = split_by_time(tou_calendar_get(tariff_id), from, to, energy,
+		                      st->period, st->part);
 	}
+
+	if (st == &local)
+	{
+		InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+		for (int i = 0; i < st->n; i++)
+		{
+			Datum values[2];
+			bool nulls[2] = {false, false};
+
+			values[0] = period_text[st->period[i]];
+			values[1] = NumericGetDatum(fixed_to_numeric(st->part[i], 6));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+			                     nulls);
+		}
+		return (Datum) 0;
+	}
+
 	funcctx = SRF_PERCALL_SETUP();
 	st = (SplitState *) funcctx->user_fctx;
 	if (st->next < st->n)
@@ -213,24 +259,11 @@ prepaid_interval_kwh(PG_FUNCTION_ARGS)
 	}
 	else if (wh > 0)
 	{
-		TouSliceList slices;
-		int64 usec[TOU_NPERIODS] = {0};
-		int64 weights[TOU_NPERIODS];
-		int64 parts[TOU_NPERIODS];
 		int16 period[TOU_NPERIODS];
-		int n = 0;
+		int64 parts[TOU_NPERIODS];
+		int n = split_by_time(cal, from, to, wh * mult * UNITS_PER_WH, period,
+		                      parts);
 
-		tou_slices_init(&slices);
-		tou_calendar_slices(cal, from, to, &slices);
-		for (int i = 0; i < slices.n; i++)
-			usec[slices.s[i].period] += slices.s[i].usec;
-		for (int p = 0; p < TOU_NPERIODS; p++)
-			if (usec[p] > 0)
-			{
-				period[n] = (int16) p;
-				weights[n++] = usec[p];
-			}
-		split_exact(wh * mult * UNITS_PER_WH, weights, n, parts);
 		for (int i = 0; i < n; i++)
 			units[period[i]] = parts[i];
 	}

@@ -2,7 +2,7 @@
 -- period, in the tariff's zone, across midnight, season changes, tariff
 -- versions and DST transitions; the parts add up exactly to the input.
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 -- Shanghai: valley 00-08, peak 08-22, flat 22-24
 SELECT prepaid.tariff_put('{"name": "split-sh", "time_zone": "Asia/Shanghai",
@@ -16,6 +16,10 @@ SELECT results_eq(format($$SELECT period, kwh FROM prepaid.tou_split(%s, '2026-1
 		'2026-11-25 09:00+08', 10) ORDER BY period$$, :sh),
 	$$VALUES ('flat'::text, 1.000000::numeric), ('peak', 1.000000), ('valley', 8.000000)$$,
 	'across midnight: 1 h flat, 8 h valley, 1 h peak of 10 kWh');
+SELECT results_eq(format($$SELECT (s).period, (s).kwh FROM (SELECT prepaid.tou_split(%s, '2026-11-24 23:00+08',
+		'2026-11-25 09:00+08', 10) AS s) x ORDER BY 1$$, :sh),
+	$$VALUES ('flat'::text, 1.000000::numeric), ('peak', 1.000000), ('valley', 8.000000)$$,
+	'the same rows when called in a select list (one row per call)');
 -- 21:30 to 22:45: peak 30 min, flat 45 min of 1 kWh -> 0.4 / 0.6
 SELECT results_eq(format($$SELECT period, kwh FROM prepaid.tou_split(%s, '2026-11-24 21:30+08',
 		'2026-11-24 22:45+08', 1) ORDER BY period$$, :sh),
