@@ -235,6 +235,9 @@ BEGIN
 	-- the newest accepted reading of each meter of the batch, if newer than
 	-- meter_latest's (the rows just moved are not accepted; the rollup
 	-- trigger has made the rows it appended meter_latest's already)
+	-- (one-shot, like the rollup trigger's statement: a cached plan from when
+	-- meter_latest was empty would scan it for every row once it has grown)
+	EXECUTE $q$
 	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
 		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
 		power_factor, demand_kw, relay_open, received_at)
@@ -243,8 +246,8 @@ BEGIN
 		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
 		   n.demand_kw, n.relay_open, n.received_at
 	  FROM new_rows n
-	 WHERE (v_p IS NULL
-			OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest(v_p, v_m, v_t)))
+	 WHERE ($1 IS NULL
+			OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest($1, $2, $3)))
 	   AND NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
 						  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
 	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
@@ -256,7 +259,8 @@ BEGIN
 		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
 		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
 		   received_at = excluded.received_at
-	 WHERE excluded.read_at > l.read_at;
+	 WHERE excluded.read_at > l.read_at
+	$q$ USING v_p, v_m, v_t;
 	RETURN NULL;
 END
 $$;

@@ -597,6 +597,11 @@ DECLARE
 	v_src constant text := '(SELECT n.* FROM new_rows n JOIN unnest($1::bigint[], $2::bigint[]) AS s(p, m)'
 						   ' ON n.property_id = s.p AND n.meter_id = s.m)';
 BEGIN
+	-- One-shot: planned anew for every batch (EXECUTE), with the batch's size
+	-- and the tables' current sizes. A plan cached in a long-lived session
+	-- (the daemon's writer) from when meter_latest and the stores were empty
+	-- would scan them whole for every row once they have grown.
+	EXECUTE $q$
 	WITH c AS MATERIALIZED (	-- each row with its meter and the meter's meter_latest row
 		SELECT n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a,
 			   n.voltage_b, n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw,
@@ -735,6 +740,9 @@ BEGIN
 		 WHERE f.x_new AND s.property_id = f.property_id AND s.meter_id = f.meter_id
 		   AND s.day = f.x_day_new
 		RETURNING s.*),
+	pulled_map AS MATERIALIZED (	-- {"property/meter/day": row}, exact (numeric and timestamps round-trip)
+		SELECT jsonb_object_agg(p.property_id || '/' || p.meter_id || '/' || p.day, to_jsonb(p)) AS m
+		  FROM pulled p),
 	latest AS (	-- the new reading, and the open day with it
 		UPDATE prepaid.meter_latest l
 		   SET read_at = f.read_at, energy_wh = f.energy_wh, rate_wh = f.rate_wh,
@@ -818,12 +826,17 @@ BEGIN
 						WHEN p.day IS NOT NULL THEN prepaid._add(p.pf_sum, f.power_factor) ELSE f.power_factor END,
 			   x_pf_min = CASE WHEN NOT f.x_new THEN least(l.x_pf_min, f.power_factor)
 						WHEN p.day IS NOT NULL THEN least(p.pf_min, f.power_factor) ELSE f.power_factor END
-		  FROM f LEFT JOIN pulled p
-			ON p.property_id = f.property_id AND p.meter_id = f.meter_id AND p.day = f.x_day_new
+		  FROM f
+		 CROSS JOIN pulled_map pm
+		 -- the pulled row of f's new day, by key: a join of the two CTEs
+		 -- would be a nested loop (the planner cannot size them), rows x rows
+		 CROSS JOIN LATERAL jsonb_populate_record(NULL::prepaid.electrical_daily_store,
+				pm.m -> (f.property_id || '/' || f.meter_id || '/' || f.x_day_new)) p
 		 WHERE l.property_id = f.property_id AND l.meter_id = f.meter_id)
-	SELECT array_agg(s.property_id), array_agg(s.meter_id) INTO v_p, v_m
+	SELECT array_agg(s.property_id), array_agg(s.meter_id)
 	  FROM (SELECT c.property_id, c.meter_id FROM c WHERE NOT coalesce(c.read_at > c.prev_at, false)
-			UNION SELECT many.property_id, many.meter_id FROM many) s;
+			UNION SELECT many.property_id, many.meter_id FROM many) s
+	$q$ INTO v_p, v_m;
 	IF v_p IS NOT NULL THEN	-- the other meters' rows
 		PERFORM prepaid._rollup_flush(v_p, v_m);
 		EXECUTE prepaid._energy_sql(v_src, false) USING v_p, v_m;
