@@ -85,14 +85,17 @@ while :; do
 	kill -0 "$INGEST" 2>/dev/null || { echo "prepaid-ingest stopped; see $DIR/ingest.log"; tail -5 "$DIR/ingest.log"; exit 1; }
 	sim_done=
 	kill -0 "$SIM" 2>/dev/null || sim_done=1
-	[ -n "$sim_done" ] || psql -qXAt -c "SELECT count(*) FROM (
-		SELECT prepaid.recharge(m.meter_id, (50 + (m.meter_id * 37 + $tick) % 10 * 50)::numeric,
-				ca.channel, format('demo-pay-%s-%s', m.meter_id, $tick), 'tenant')
-		  FROM prepaid.meter m
-		  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
-		  JOIN prepaid.collection_account ca ON ca.property_id = a.property_id
-			   AND ca.collection_account_id = a.collection_account_id
-		 WHERE m.relay_desired = 'open' AND (m.meter_id + $tick) % 3 = 0) x" >/dev/null
+	# each payment is a transaction of its own, as payment notifications are
+	[ -n "$sim_done" ] || psql -qXAt >/dev/null <<SQL
+SELECT format('SELECT prepaid.recharge(%s, %s, %L, %L, %L)', m.meter_id,
+			  50 + (m.meter_id * 37 + $tick) % 10 * 50, ca.channel,
+			  format('demo-pay-%s-%s', m.meter_id, $tick), 'tenant')
+  FROM prepaid.meter m
+  JOIN prepaid.account a ON a.property_id = m.property_id AND a.account_id = m.account_id
+  JOIN prepaid.collection_account ca ON ca.property_id = a.property_id
+	   AND ca.collection_account_id = a.collection_account_id
+ WHERE m.relay_desired = 'open' AND (m.meter_id + $tick) % 3 = 0 \gexec
+SQL
 	line=$(psql -qXAt -F ' ' -c "SELECT to_char(max(read_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI'),
 		(SELECT count(*) FROM prepaid.reading),
 		(SELECT count(*) FROM prepaid.ledger WHERE kind = 'energy'),

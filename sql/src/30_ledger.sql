@@ -85,9 +85,18 @@ BEGIN
 	WITH d AS MATERIALIZED (
 		SELECT property_id, account_id, sum(amount) AS delta
 		  FROM new_rows GROUP BY property_id, account_id),
+	-- the accounts are locked in key order before any is changed, so two
+	-- statements that move many balances (a settlement run, a bulk deduction,
+	-- payments in one transaction of a caller's) queue instead of deadlocking
+	k AS MATERIALIZED (
+		SELECT a.property_id, a.account_id
+		  FROM prepaid.account a JOIN d
+			ON a.property_id = d.property_id AND a.account_id = d.account_id
+		 ORDER BY a.property_id, a.account_id
+		   FOR NO KEY UPDATE OF a),
 	u AS (
 		UPDATE prepaid.account a SET balance = a.balance + d.delta
-		  FROM d
+		  FROM d JOIN k ON k.property_id = d.property_id AND k.account_id = d.account_id
 		 WHERE a.property_id = d.property_id AND a.account_id = d.account_id
 		RETURNING a.account_id, a.balance AS new_bal, a.balance - d.delta AS old_bal,
 				  a.credit_limit, a.warning_level)

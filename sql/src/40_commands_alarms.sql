@@ -211,9 +211,15 @@ BEGIN
 		  FROM prepaid.account a
 		  JOIN prepaid.meter m ON m.property_id = a.property_id AND m.account_id = a.account_id
 		 WHERE a.account_id = ANY (p_accounts) AND m.mode = 'prepaid'),
+	lk AS MATERIALIZED (	-- meters locked in key order (see _ledger_after_insert)
+		SELECT mm.property_id, mm.meter_id
+		  FROM prepaid.meter mm JOIN m ON mm.property_id = m.property_id AND mm.meter_id = m.meter_id
+		 WHERE mm.relay_desired <> m.want
+		 ORDER BY mm.property_id, mm.meter_id
+		   FOR NO KEY UPDATE OF mm),
 	changed AS (
 		UPDATE prepaid.meter mm SET relay_desired = m.want
-		  FROM m
+		  FROM m JOIN lk ON lk.property_id = m.property_id AND lk.meter_id = m.meter_id
 		 WHERE mm.property_id = m.property_id AND mm.meter_id = m.meter_id
 		   AND mm.relay_desired <> m.want
 		RETURNING mm.property_id, mm.meter_id, m.want, mm.restore_command, m.balance,

@@ -151,9 +151,14 @@ BEGIN
 			   connected_at = now();
 	END IF;
 	IF cardinality(p_seen) > 0 THEN
+		WITH lk AS MATERIALIZED (	-- in key order (see _ledger_after_insert)
+			SELECT m.property_id, m.meter_id FROM prepaid.meter m
+			 WHERE m.meter_id = ANY (p_seen)
+			   AND (m.last_seen IS NULL OR m.last_seen < now() - interval '1 minute')
+			 ORDER BY m.property_id, m.meter_id
+			   FOR NO KEY UPDATE OF m)
 		UPDATE prepaid.meter m SET last_seen = now()
-		 WHERE m.meter_id = ANY (p_seen)
-		   AND (m.last_seen IS NULL OR m.last_seen < now() - interval '1 minute');
+		  FROM lk WHERE m.property_id = lk.property_id AND m.meter_id = lk.meter_id;
 	END IF;
 	IF cardinality(p_gw_online) > 0 THEN
 		UPDATE prepaid.gateway g SET online = true, last_seen = now()
@@ -243,10 +248,20 @@ DECLARE
 	v_max integer := prepaid._setting_numeric('pg_prepaid.command_max_attempts', 3)::integer;
 	v_n   integer;
 BEGIN
-	UPDATE prepaid.meter m SET relay_actual = r.relay_actual
-	  FROM prepaid._ingest_results(p_results) r JOIN prepaid.command c ON c.command_id = r.command_id
-	 WHERE m.property_id = c.property_id AND m.meter_id = c.meter_id
-	   AND r.relay_actual IN ('open', 'closed') AND m.relay_actual <> r.relay_actual;
+	-- meters locked in key order first, like every statement that changes
+	-- many meters (see _ledger_after_insert)
+	WITH lk AS MATERIALIZED (
+		SELECT m.property_id, m.meter_id, r.relay_actual
+		  FROM prepaid.meter m
+		  JOIN prepaid.command c ON m.property_id = c.property_id AND m.meter_id = c.meter_id
+		  JOIN prepaid._ingest_results(p_results) r ON c.command_id = r.command_id
+		 WHERE r.relay_actual IN ('open', 'closed') AND m.relay_actual <> r.relay_actual
+		 ORDER BY m.property_id, m.meter_id
+		   FOR NO KEY UPDATE OF m)
+	UPDATE prepaid.meter m SET relay_actual = lk.relay_actual
+	  FROM lk
+	 WHERE m.property_id = lk.property_id AND m.meter_id = lk.meter_id
+	   AND m.relay_actual <> lk.relay_actual;
 
 	INSERT INTO prepaid.freeze AS f (property_id, meter_id, kind, frozen_at, energy_wh, rate_wh)
 	SELECT c.property_id, c.meter_id, coalesce(c.payload->>'freeze',
