@@ -740,9 +740,6 @@ BEGIN
 		 WHERE f.x_new AND s.property_id = f.property_id AND s.meter_id = f.meter_id
 		   AND s.day = f.x_day_new
 		RETURNING s.*),
-	pulled_map AS MATERIALIZED (	-- {"property/meter/day": row}, exact (numeric and timestamps round-trip)
-		SELECT jsonb_object_agg(p.property_id || '/' || p.meter_id || '/' || p.day, to_jsonb(p)) AS m
-		  FROM pulled p),
 	latest AS (	-- the new reading, and the open day with it
 		UPDATE prepaid.meter_latest l
 		   SET read_at = f.read_at, energy_wh = f.energy_wh, rate_wh = f.rate_wh,
@@ -827,11 +824,12 @@ BEGIN
 			   x_pf_min = CASE WHEN NOT f.x_new THEN least(l.x_pf_min, f.power_factor)
 						WHEN p.day IS NOT NULL THEN least(p.pf_min, f.power_factor) ELSE f.power_factor END
 		  FROM f
-		 CROSS JOIN pulled_map pm
-		 -- the pulled row of f's new day, by key: a join of the two CTEs
-		 -- would be a nested loop (the planner cannot size them), rows x rows
-		 CROSS JOIN LATERAL jsonb_populate_record(NULL::prepaid.electrical_daily_store,
-				pm.m -> (f.property_id || '/' || f.meter_id || '/' || f.x_day_new)) p
+		 -- the row "pulled" deletes, read from the store itself (the statement's
+		 -- snapshot still has it): an index probe per row, where a join with
+		 -- the pulled CTE was a nested loop of two CTEs the planner cannot size
+		 LEFT JOIN prepaid.electrical_daily_store p
+			ON f.x_new AND p.property_id = f.property_id AND p.meter_id = f.meter_id
+		   AND p.day = f.x_day_new
 		 WHERE l.property_id = f.property_id AND l.meter_id = f.meter_id)
 	SELECT array_agg(s.property_id), array_agg(s.meter_id)
 	  FROM (SELECT c.property_id, c.meter_id FROM c WHERE NOT coalesce(c.read_at > c.prev_at, false)
