@@ -235,6 +235,13 @@ prepaid_scheduler_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
 	pgstat_report_appname(PREPAID_SCHEDULER_TYPE);
+	/*
+	 * The scheduler lives for weeks: a job statement's plan must follow its
+	 * tables as they grow, not stay the generic plan made after five runs on
+	 * a young park (the settle fetch then scanned whole partitions).
+	 */
+	SetConfigOption("plan_cache_mode", "force_custom_plan", PGC_USERSET,
+	                PGC_S_SESSION);
 	sched_cxt = AllocSetContextCreate(TopMemoryContext, "pg_prepaid scheduler",
 	                                  ALLOCSET_DEFAULT_SIZES);
 

@@ -206,10 +206,18 @@ vec_array(Vec *v, Oid elemtype)
 	    v->d, v->nulls, 1, dims, lbs, elemtype, typlen, typbyval, typalign));
 }
 
+/*
+ * Plans are kept for the backend's life but always planned for the run's
+ * parameters (CURSOR_OPT_CUSTOM_PLAN): a long-lived session (the scheduler)
+ * would otherwise switch to a generic plan after five runs, and a generic
+ * plan over the meter and reading arrays can miss the partitions' indexes
+ * (a run of seconds took minutes). Planning costs a millisecond a run.
+ */
 static SPIPlanPtr
 prepare(const char *sql, int nargs, Oid *types)
 {
-	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+	SPIPlanPtr plan =
+	    SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for settlement: %s",

@@ -96,7 +96,9 @@ $$;
 CREATE FUNCTION prepaid.ingest_batch_write(p_daemon text, p_batch_no bigint, p_rows integer)
 RETURNS TABLE (batch_id bigint, inserted bigint, duplicate boolean)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+-- custom plans for every statement of the batch and its triggers: the
+-- daemon's session lives for weeks while the tables grow from empty
+SET search_path = pg_catalog, prepaid, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
 	v_id bigint;
 	v_n  bigint;
