@@ -18,7 +18,7 @@ wait_for() {
 	done
 	return 1
 }
-echo "1..13"
+echo "1..14"
 
 "${PSQL[@]}" -c "DROP EXTENSION IF EXISTS pg_prepaid CASCADE" -c "CREATE EXTENSION pg_prepaid CASCADE" >/dev/null
 wait_for 15 "SELECT prepaid.scheduler_pid() IS NOT NULL"
@@ -78,7 +78,7 @@ wait_for 30 "SELECT prepaid.scheduler_pid() IS NOT NULL AND prepaid.scheduler_pi
 ok $? "scheduler_restart(): the launcher starts a new scheduler"
 
 # a job that logs each run: across a SIGKILL no run is lost or repeated
-"${PSQL[@]}" -c "CREATE TABLE public.tick_log (at timestamptz DEFAULT clock_timestamp())" \
+"${PSQL[@]}" -c "CREATE TABLE public.tick_log (at timestamptz DEFAULT clock_timestamp(), mode text DEFAULT current_setting('plan_cache_mode'))" \
 	-c "INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES ('tick', 'INSERT INTO public.tick_log DEFAULT VALUES', '1 second')" >/dev/null
 wait_for 10 "SELECT run_count >= 2 FROM prepaid.job WHERE job_name = 'tick'"
 old=$("${PSQL[@]}" -c "SELECT prepaid.scheduler_pid()")
@@ -95,6 +95,8 @@ wait_for 10 "SELECT run_count >= 4 FROM prepaid.job WHERE job_name = 'tick'"
 sleep 1.5
 r=$("${PSQL[@]}" -c "SELECT (SELECT count(*) FROM public.tick_log) = run_count FROM prepaid.job WHERE job_name = 'tick'")
 [ "$r" = t ]; ok $? "every run of a job is recorded exactly once, across the SIGKILL (log rows = run_count)"
+r=$("${PSQL[@]}" -c "SELECT string_agg(DISTINCT mode, ',') FROM public.tick_log")
+[ "$r" = force_custom_plan ]; ok $? "jobs run with plan_cache_mode = force_custom_plan (got '$r'): plans follow the tables as they grow"
 "${PSQL[@]}" -c "DELETE FROM prepaid.job WHERE job_name = 'tick'" -c "DROP TABLE public.tick_log" >/dev/null
 
 # a database named in pg_prepaid.databases that does not exist yet gets its
