@@ -17,6 +17,7 @@ now() { date +%s.%N; }
 
 if [ "$(q -c "SELECT to_regclass('bench.meter_param') IS NOT NULL AND EXISTS (SELECT 1 FROM bench.meter_param)" 2>/dev/null)" != t ]; then
 	psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+	trap 'psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true' EXIT
 	q -c "CREATE EXTENSION pg_prepaid CASCADE" -c "UPDATE prepaid.job SET enabled = false" \
 		-f bench/setup_settle.sql -f bench/baseline_settle.sql >/dev/null
 	q -c "SELECT bench.setup_tariffs()" >/dev/null
