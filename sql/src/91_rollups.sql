@@ -369,6 +369,42 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 	$q$, p_source, p_deleted::text)
 $f$;
 
+-- The ON CONFLICT ... DO UPDATE SET list that adds a day's electrical samples
+-- (alias x: the stored row) to a stored day: the flush, the append trigger
+-- and the recompute of inserted rows share it.
+CREATE FUNCTION prepaid._electrical_add_sql()
+RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+	SELECT 'first_at = least(x.first_at, excluded.first_at), '
+		   'last_at = greatest(x.last_at, excluded.last_at), samples = x.samples + excluded.samples, '
+		   'n_voltage = x.n_voltage + excluded.n_voltage, '
+		   'voltage_a_sum = prepaid._add(x.voltage_a_sum, excluded.voltage_a_sum), '
+		   'voltage_b_sum = prepaid._add(x.voltage_b_sum, excluded.voltage_b_sum), '
+		   'voltage_c_sum = prepaid._add(x.voltage_c_sum, excluded.voltage_c_sum), '
+		   'voltage_a_min = least(x.voltage_a_min, excluded.voltage_a_min), '
+		   'voltage_a_max = greatest(x.voltage_a_max, excluded.voltage_a_max), '
+		   'voltage_b_min = least(x.voltage_b_min, excluded.voltage_b_min), '
+		   'voltage_b_max = greatest(x.voltage_b_max, excluded.voltage_b_max), '
+		   'voltage_c_min = least(x.voltage_c_min, excluded.voltage_c_min), '
+		   'voltage_c_max = greatest(x.voltage_c_max, excluded.voltage_c_max), '
+		   'n_current = x.n_current + excluded.n_current, '
+		   'current_a_sum = prepaid._add(x.current_a_sum, excluded.current_a_sum), '
+		   'current_b_sum = prepaid._add(x.current_b_sum, excluded.current_b_sum), '
+		   'current_c_sum = prepaid._add(x.current_c_sum, excluded.current_c_sum), '
+		   'current_a_max = greatest(x.current_a_max, excluded.current_a_max), '
+		   'current_b_max = greatest(x.current_b_max, excluded.current_b_max), '
+		   'current_c_max = greatest(x.current_c_max, excluded.current_c_max), '
+		   'n_power = x.n_power + excluded.n_power, '
+		   'power_sum = prepaid._add(x.power_sum, excluded.power_sum), '
+		   'power_max = greatest(x.power_max, excluded.power_max), '
+		   'power_a_sum = prepaid._add(x.power_a_sum, excluded.power_a_sum), '
+		   'power_b_sum = prepaid._add(x.power_b_sum, excluded.power_b_sum), '
+		   'power_c_sum = prepaid._add(x.power_c_sum, excluded.power_c_sum), '
+		   'n_reactive = x.n_reactive + excluded.n_reactive, '
+		   'reactive_sum = prepaid._add(x.reactive_sum, excluded.reactive_sum), '
+		   'n_pf = x.n_pf + excluded.n_pf, pf_sum = prepaid._add(x.pf_sum, excluded.pf_sum), '
+		   'pf_min = least(x.pf_min, excluded.pf_min)'::text
+$f$;
+
 -- The statement that applies a change of readings to electrical_daily_store:
 -- inserted samples are added; for deleted ones the touched days are
 -- recomputed from the stored readings (and dropped when none is left).
@@ -437,36 +473,7 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $f$
 		'power_c_sum = excluded.power_c_sum, n_reactive = excluded.n_reactive, '
 		'reactive_sum = excluded.reactive_sum, n_pf = excluded.n_pf, pf_sum = excluded.pf_sum, '
 		'pf_min = excluded.pf_min'
-	ELSE	-- inserted samples are added
-		'first_at = least(x.first_at, excluded.first_at), '
-		'last_at = greatest(x.last_at, excluded.last_at), samples = x.samples + excluded.samples, '
-		'n_voltage = x.n_voltage + excluded.n_voltage, '
-		'voltage_a_sum = prepaid._add(x.voltage_a_sum, excluded.voltage_a_sum), '
-		'voltage_b_sum = prepaid._add(x.voltage_b_sum, excluded.voltage_b_sum), '
-		'voltage_c_sum = prepaid._add(x.voltage_c_sum, excluded.voltage_c_sum), '
-		'voltage_a_min = least(x.voltage_a_min, excluded.voltage_a_min), '
-		'voltage_a_max = greatest(x.voltage_a_max, excluded.voltage_a_max), '
-		'voltage_b_min = least(x.voltage_b_min, excluded.voltage_b_min), '
-		'voltage_b_max = greatest(x.voltage_b_max, excluded.voltage_b_max), '
-		'voltage_c_min = least(x.voltage_c_min, excluded.voltage_c_min), '
-		'voltage_c_max = greatest(x.voltage_c_max, excluded.voltage_c_max), '
-		'n_current = x.n_current + excluded.n_current, '
-		'current_a_sum = prepaid._add(x.current_a_sum, excluded.current_a_sum), '
-		'current_b_sum = prepaid._add(x.current_b_sum, excluded.current_b_sum), '
-		'current_c_sum = prepaid._add(x.current_c_sum, excluded.current_c_sum), '
-		'current_a_max = greatest(x.current_a_max, excluded.current_a_max), '
-		'current_b_max = greatest(x.current_b_max, excluded.current_b_max), '
-		'current_c_max = greatest(x.current_c_max, excluded.current_c_max), '
-		'n_power = x.n_power + excluded.n_power, '
-		'power_sum = prepaid._add(x.power_sum, excluded.power_sum), '
-		'power_max = greatest(x.power_max, excluded.power_max), '
-		'power_a_sum = prepaid._add(x.power_a_sum, excluded.power_a_sum), '
-		'power_b_sum = prepaid._add(x.power_b_sum, excluded.power_b_sum), '
-		'power_c_sum = prepaid._add(x.power_c_sum, excluded.power_c_sum), '
-		'n_reactive = x.n_reactive + excluded.n_reactive, '
-		'reactive_sum = prepaid._add(x.reactive_sum, excluded.reactive_sum), '
-		'n_pf = x.n_pf + excluded.n_pf, pf_sum = prepaid._add(x.pf_sum, excluded.pf_sum), '
-		'pf_min = least(x.pf_min, excluded.pf_min)'
+	ELSE prepaid._electrical_add_sql()	-- inserted samples are added
 	END)
 $f$;
 
@@ -478,11 +485,13 @@ $$;
 
 -- Moves the open days of these meters into the stores (see the header).
 CREATE FUNCTION prepaid._rollup_flush(p_property_ids bigint[], p_meter_ids bigint[])
-RETURNS void LANGUAGE sql
+RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
+BEGIN
+	EXECUTE format($q$
 	WITH l AS MATERIALIZED (
 		SELECT l.*
-		  FROM unnest(p_property_ids, p_meter_ids) AS s(p, m)
+		  FROM unnest($1::bigint[], $2::bigint[]) AS s(p, m)
 		  JOIN prepaid.meter_latest l ON l.property_id = s.p AND l.meter_id = s.m
 		 WHERE l.e_day IS NOT NULL OR l.x_day IS NOT NULL),
 	daily AS (
@@ -527,36 +536,7 @@ SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 		   l.x_power_a_sum, l.x_power_b_sum, l.x_power_c_sum, l.x_n_reactive, l.x_reactive_sum,
 		   l.x_n_pf, l.x_pf_sum, l.x_pf_min
 		  FROM l WHERE l.x_day IS NOT NULL ORDER BY 1, 2, 3
-		ON CONFLICT (property_id, meter_id, day) DO UPDATE SET
-		   first_at = least(x.first_at, excluded.first_at),
-		   last_at = greatest(x.last_at, excluded.last_at), samples = x.samples + excluded.samples,
-		   n_voltage = x.n_voltage + excluded.n_voltage,
-		   voltage_a_sum = prepaid._add(x.voltage_a_sum, excluded.voltage_a_sum),
-		   voltage_b_sum = prepaid._add(x.voltage_b_sum, excluded.voltage_b_sum),
-		   voltage_c_sum = prepaid._add(x.voltage_c_sum, excluded.voltage_c_sum),
-		   voltage_a_min = least(x.voltage_a_min, excluded.voltage_a_min),
-		   voltage_a_max = greatest(x.voltage_a_max, excluded.voltage_a_max),
-		   voltage_b_min = least(x.voltage_b_min, excluded.voltage_b_min),
-		   voltage_b_max = greatest(x.voltage_b_max, excluded.voltage_b_max),
-		   voltage_c_min = least(x.voltage_c_min, excluded.voltage_c_min),
-		   voltage_c_max = greatest(x.voltage_c_max, excluded.voltage_c_max),
-		   n_current = x.n_current + excluded.n_current,
-		   current_a_sum = prepaid._add(x.current_a_sum, excluded.current_a_sum),
-		   current_b_sum = prepaid._add(x.current_b_sum, excluded.current_b_sum),
-		   current_c_sum = prepaid._add(x.current_c_sum, excluded.current_c_sum),
-		   current_a_max = greatest(x.current_a_max, excluded.current_a_max),
-		   current_b_max = greatest(x.current_b_max, excluded.current_b_max),
-		   current_c_max = greatest(x.current_c_max, excluded.current_c_max),
-		   n_power = x.n_power + excluded.n_power,
-		   power_sum = prepaid._add(x.power_sum, excluded.power_sum),
-		   power_max = greatest(x.power_max, excluded.power_max),
-		   power_a_sum = prepaid._add(x.power_a_sum, excluded.power_a_sum),
-		   power_b_sum = prepaid._add(x.power_b_sum, excluded.power_b_sum),
-		   power_c_sum = prepaid._add(x.power_c_sum, excluded.power_c_sum),
-		   n_reactive = x.n_reactive + excluded.n_reactive,
-		   reactive_sum = prepaid._add(x.reactive_sum, excluded.reactive_sum),
-		   n_pf = x.n_pf + excluded.n_pf, pf_sum = prepaid._add(x.pf_sum, excluded.pf_sum),
-		   pf_min = least(x.pf_min, excluded.pf_min))
+		ON CONFLICT (property_id, meter_id, day) DO UPDATE SET %1$s)
 	UPDATE prepaid.meter_latest m
 	   SET e_day = NULL, e_energy_wh = NULL, e_sharp_kwh = NULL, e_peak_kwh = NULL,
 		   e_flat_kwh = NULL, e_valley_kwh = NULL, e_deep_kwh = NULL, x_day = NULL,
@@ -571,6 +551,8 @@ SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 		   x_pf_sum = NULL, x_pf_min = NULL
 	  FROM l
 	 WHERE m.property_id = l.property_id AND m.meter_id = l.meter_id
+	$q$, prepaid._electrical_add_sql()) USING p_property_ids, p_meter_ids;
+END
 $$;
 
 -- Transition tables are visible only to statements of the trigger function
@@ -601,7 +583,7 @@ BEGIN
 	-- and the tables' current sizes. A plan cached in a long-lived session
 	-- (the daemon's writer) from when meter_latest and the stores were empty
 	-- would scan them whole for every row once they have grown.
-	EXECUTE $q$
+	EXECUTE format($q$
 	WITH c AS MATERIALIZED (	-- each row with its meter and the meter's meter_latest row
 		SELECT n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a,
 			   n.voltage_b, n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw,
@@ -705,36 +687,7 @@ BEGIN
 		   f.x_n_pf, f.x_pf_sum, f.x_pf_min
 		  FROM f WHERE f.x_new AND f.x_day IS NOT NULL
 		 ORDER BY 1, 2, 3
-		ON CONFLICT (property_id, meter_id, day) DO UPDATE SET
-		   first_at = least(x.first_at, excluded.first_at),
-		   last_at = greatest(x.last_at, excluded.last_at), samples = x.samples + excluded.samples,
-		   n_voltage = x.n_voltage + excluded.n_voltage,
-		   voltage_a_sum = prepaid._add(x.voltage_a_sum, excluded.voltage_a_sum),
-		   voltage_b_sum = prepaid._add(x.voltage_b_sum, excluded.voltage_b_sum),
-		   voltage_c_sum = prepaid._add(x.voltage_c_sum, excluded.voltage_c_sum),
-		   voltage_a_min = least(x.voltage_a_min, excluded.voltage_a_min),
-		   voltage_a_max = greatest(x.voltage_a_max, excluded.voltage_a_max),
-		   voltage_b_min = least(x.voltage_b_min, excluded.voltage_b_min),
-		   voltage_b_max = greatest(x.voltage_b_max, excluded.voltage_b_max),
-		   voltage_c_min = least(x.voltage_c_min, excluded.voltage_c_min),
-		   voltage_c_max = greatest(x.voltage_c_max, excluded.voltage_c_max),
-		   n_current = x.n_current + excluded.n_current,
-		   current_a_sum = prepaid._add(x.current_a_sum, excluded.current_a_sum),
-		   current_b_sum = prepaid._add(x.current_b_sum, excluded.current_b_sum),
-		   current_c_sum = prepaid._add(x.current_c_sum, excluded.current_c_sum),
-		   current_a_max = greatest(x.current_a_max, excluded.current_a_max),
-		   current_b_max = greatest(x.current_b_max, excluded.current_b_max),
-		   current_c_max = greatest(x.current_c_max, excluded.current_c_max),
-		   n_power = x.n_power + excluded.n_power,
-		   power_sum = prepaid._add(x.power_sum, excluded.power_sum),
-		   power_max = greatest(x.power_max, excluded.power_max),
-		   power_a_sum = prepaid._add(x.power_a_sum, excluded.power_a_sum),
-		   power_b_sum = prepaid._add(x.power_b_sum, excluded.power_b_sum),
-		   power_c_sum = prepaid._add(x.power_c_sum, excluded.power_c_sum),
-		   n_reactive = x.n_reactive + excluded.n_reactive,
-		   reactive_sum = prepaid._add(x.reactive_sum, excluded.reactive_sum),
-		   n_pf = x.n_pf + excluded.n_pf, pf_sum = prepaid._add(x.pf_sum, excluded.pf_sum),
-		   pf_min = least(x.pf_min, excluded.pf_min)),
+		ON CONFLICT (property_id, meter_id, day) DO UPDATE SET %1$s),
 	pulled AS (	-- a new open day stored already comes out of the store
 		DELETE FROM prepaid.electrical_daily_store s USING f
 		 WHERE f.x_new AND s.property_id = f.property_id AND s.meter_id = f.meter_id
@@ -834,7 +787,7 @@ BEGIN
 	SELECT array_agg(s.property_id), array_agg(s.meter_id)
 	  FROM (SELECT c.property_id, c.meter_id FROM c WHERE NOT coalesce(c.read_at > c.prev_at, false)
 			UNION SELECT many.property_id, many.meter_id FROM many) s
-	$q$ INTO v_p, v_m;
+	$q$, prepaid._electrical_add_sql()) INTO v_p, v_m;
 	IF v_p IS NOT NULL THEN	-- the other meters' rows
 		PERFORM prepaid._rollup_flush(v_p, v_m);
 		EXECUTE prepaid._energy_sql(v_src, false) USING v_p, v_m;
