@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "common/int.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 
@@ -68,10 +69,86 @@ overflow:
 	return 0; /* keep compiler quiet */
 }
 
+/*
+ * value * 10^-scale as a numeric, built directly in numeric's stored short
+ * form (a 16-bit header with sign, display scale and weight, then base-10000
+ * digits, most significant first, with no leading or trailing zero digits):
+ * the same bytes int64_div_fast_to_numeric() makes, without its
+ * arbitrary-precision arithmetic (settlement makes several per meter).
+ * The layout is numeric's on-disk format, so it cannot change under us;
+ * tests/sql compares every case against numeric's own result, byte for byte.
+ */
+#define NUMERIC_SHORT_HDR        0x8000
+#define NUMERIC_SHORT_NEG        0x2000
+#define NUMERIC_SHORT_DSCALE_SHL 7
+#define NUMERIC_SHORT_WEIGHT_NEG 0x0040
+#define NUMERIC_SHORT_WEIGHT     0x003F
+
 Numeric
 fixed_to_numeric(int64 value, int scale)
 {
-	return int64_div_fast_to_numeric(value, scale);
+	static const uint32 pow10[4] = {1, 10, 100, 1000};
+	int16 digits[8]; /* 2^64 * 10^3 has 23 decimal digits: 6 base-10000 */
+	int n = 0;
+	int first = 0;
+	int nfrac;
+	int weight;
+	uint128 u;
+	uint16 header;
+	Numeric result;
+	Size len;
+
+	if (scale < 0 || scale > 16)
+		return int64_div_fast_to_numeric(value, scale);
+
+	/* align the decimal point on a base-10000 digit */
+	u = (value < 0) ? -(uint128) value : (uint128) value;
+	u *= pow10[(4 - scale % 4) % 4];
+	nfrac = (scale + 3) / 4;
+	while (u > 0)
+	{
+		digits[7 - n] = (int16) (u % 10000);
+		u /= 10000;
+		n++;
+	}
+	/* digits[8 - n .. 7], most significant first */
+	first = 8 - n;
+	weight = n - nfrac - 1;
+	while (n > 0 && digits[first + n - 1] == 0)
+		n--; /* trailing zero digits are not stored */
+	if (n == 0)
+		weight = 0;
+
+	header = NUMERIC_SHORT_HDR | (uint16) (scale << NUMERIC_SHORT_DSCALE_SHL);
+	if (value < 0)
+		header |= NUMERIC_SHORT_NEG;
+	if (weight < 0)
+		header |= NUMERIC_SHORT_WEIGHT_NEG |
+		          (uint16) (weight & NUMERIC_SHORT_WEIGHT);
+	else
+		header |= (uint16) weight;
+
+	len = VARHDRSZ + sizeof(uint16) + n * sizeof(int16);
+	result = (Numeric) palloc(len);
+	SET_VARSIZE(result, len);
+	memcpy((char *) result + VARHDRSZ, &header, sizeof(uint16));
+	if (n > 0)
+		memcpy((char *) result + VARHDRSZ + sizeof(uint16), &digits[first],
+		       n * sizeof(int16));
+	return result;
+}
+
+/* prepaid._fixed_numeric(value, scale): fixed_to_numeric() for the tests */
+PG_FUNCTION_INFO_V1(prepaid_fixed_numeric);
+Datum
+prepaid_fixed_numeric(PG_FUNCTION_ARGS)
+{
+	int32 scale = PG_GETARG_INT32(1);
+
+	if (scale < 0 || scale > 16)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("scale must be between 0 and 16")));
+	PG_RETURN_NUMERIC(fixed_to_numeric(PG_GETARG_INT64(0), scale));
 }
 
 void

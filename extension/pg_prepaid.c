@@ -15,7 +15,7 @@
 PG_MODULE_MAGIC;
 
 int prepaid_max_clock_skew = 300;
-int prepaid_settle_batch = 100000;
+int prepaid_settle_batch = 20000;
 int prepaid_settle_workers = 1;
 int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
@@ -50,7 +50,7 @@ _PG_init(void)
 	                        NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_batch_size",
 	                        "Meters settled per batch by prepaid.settle().",
-	                        NULL, &prepaid_settle_batch, 100000, 1, 1000000,
+	                        NULL, &prepaid_settle_batch, 20000, 1, 1000000,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_workers",
 	                        "Processes prepaid.settle() uses when called "

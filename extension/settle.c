@@ -4,11 +4,11 @@
  *	  settlement cursor and debits its account, in batches of meters.
  *
  * Per batch:
- *	 1. pick meters with unsettled readings and lock their cursors
- *	    (FOR UPDATE SKIP LOCKED: a concurrent settle() takes other meters);
- *	 2. read cursors and new readings with a fresh snapshot, so a cursor
- *	    moved by a settlement that committed meanwhile is seen, and stream
- *	    them in (meter, read_at) order;
+ *	 1. + 2. one statement picks the next meters with unsettled readings,
+ *	    locks their cursors (FOR UPDATE SKIP LOCKED: a concurrent settle()
+ *	    takes other meters; a cursor moved by one that committed meanwhile
+ *	    is re-read) and streams their new readings in (meter, read_at)
+ *	    order (see sql_batch);
  *	 3. price each interval in C: per-rate register deltas priced at their
  *	    period's price, or total energy split over the tariff calendar;
  *	    register rollover is priced, any other backwards step is moved to
@@ -20,6 +20,10 @@
  * Everything happens in the caller's transaction.
  */
 #include "postgres.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -48,42 +52,49 @@ PG_FUNCTION_INFO_V1(prepaid_settle);
 
 /* SQL of the prepared plans */
 /*
- * Meters with readings after their cursor, found through meter_latest (each
- * meter's newest accepted reading, kept by a trigger on reading) rather than
- * by probing the partitioned reading table once per meter.
+ * One statement per batch picks the next meters with readings after their
+ * cursor, locks their cursors and streams the new readings, in (meter,
+ * read_at) order:
+ *  - meters are found through meter_latest (each meter's newest accepted
+ *    reading, kept by a trigger on reading) rather than by probing the
+ *    partitioned reading table once per meter;
+ *  - FOR UPDATE SKIP LOCKED: a concurrent settle() takes other meters, and a
+ *    cursor moved by a settlement that committed after this statement began
+ *    is re-read (READ COMMITTED re-checks the locked row's newest version),
+ *    so its readings are never priced twice;
+ *  - the readings are a lateral subquery that cannot be flattened (OFFSET 0),
+ *    so the plan is a nested loop driven by the ordered, locked meters: one
+ *    index range per meter, rows grouped by meter in key order (process_row
+ *    checks it), with no sort in SQL: each meter's readings are put in time
+ *    order in C (settle_meter). LEFT JOIN: every picked meter yields a row, so the batch's
+ *    last key is exact even when a meter's readings are all beyond $6;
+ *  - $6 (no reading can be later: the reading trigger quarantines clocks
+ *    ahead of the server) lets the executor prune future partitions.
  */
-static const char *const sql_pick =
-    "SELECT c.property_id, c.meter_id FROM prepaid.settle_cursor c "
-    "JOIN prepaid.meter_latest l ON l.property_id = c.property_id "
-    "  AND l.meter_id = c.meter_id "
-    "JOIN prepaid.meter m ON m.property_id = c.property_id "
-    "  AND m.meter_id = c.meter_id "
-    "WHERE (c.property_id, c.meter_id) > ($1, $2) AND m.mode = 'prepaid' "
-    "  AND l.read_at > coalesce(c.read_at, '-infinity') "
-    "  AND ($4 <= 1 OR m.account_id % $4 = $5) "
-    "ORDER BY c.property_id, c.meter_id LIMIT $3 FOR UPDATE OF c SKIP LOCKED";
-
-/*
- * Cursors and their new readings. The upper bound $3 (no reading can be
- * later: the reading trigger quarantines clocks ahead of the server) lets
- * the executor prune future partitions at start-up, and the per-meter lower
- * bound prunes older ones on each rescan.
- */
-static const char *const sql_fetch =
-    "SELECT c.property_id, c.meter_id, m.account_id, m.tariff_id, "
-    "       m.pt_ratio::int8 * m.ct_ratio::int8, m.register_modulus_wh, "
-    "       c.read_at, c.energy_wh, c.rate_wh, c.carry_pico, "
-    "       r.read_at, r.energy_wh, r.rate_wh "
-    "FROM unnest($1::int8[], $2::int8[]) AS k(p, m) "
-    "JOIN prepaid.settle_cursor c ON c.property_id = k.p AND c.meter_id = k.m "
-    "JOIN prepaid.meter m ON m.property_id = c.property_id "
-    "  AND m.meter_id = c.meter_id "
-    "CROSS JOIN LATERAL (SELECT r.read_at, r.energy_wh, r.rate_wh "
-    "    FROM prepaid.reading r WHERE r.property_id = c.property_id "
-    "     AND r.meter_id = c.meter_id "
-    "     AND r.read_at > coalesce(c.read_at, '-infinity') "
-    "     AND r.read_at <= $3) r "
-    "ORDER BY c.property_id, c.meter_id, r.read_at";
+static const char *const sql_batch =
+    "SELECT p.property_id, p.meter_id, p.account_id, p.tariff_id, p.mult, "
+    "       p.register_modulus_wh, p.read_at, p.energy_wh, p.rate_wh, "
+    "       p.carry_pico, r.read_at, r.energy_wh, r.rate_wh "
+    "FROM (SELECT c.property_id, c.meter_id, m.account_id, m.tariff_id, "
+    "             m.pt_ratio::int8 * m.ct_ratio::int8 AS mult, "
+    "             m.register_modulus_wh, c.read_at, c.energy_wh, c.rate_wh, "
+    "             c.carry_pico "
+    "        FROM prepaid.settle_cursor c "
+    "        JOIN prepaid.meter_latest l ON l.property_id = c.property_id "
+    "         AND l.meter_id = c.meter_id "
+    "        JOIN prepaid.meter m ON m.property_id = c.property_id "
+    "         AND m.meter_id = c.meter_id "
+    "       WHERE (c.property_id, c.meter_id) > ($1, $2) "
+    "         AND m.mode = 'prepaid' "
+    "         AND l.read_at > coalesce(c.read_at, '-infinity') "
+    "         AND ($4 <= 1 OR m.account_id % $4 = $5) "
+    "       ORDER BY c.property_id, c.meter_id LIMIT $3 "
+    "         FOR UPDATE OF c SKIP LOCKED) p "
+    "LEFT JOIN LATERAL (SELECT r.read_at, r.energy_wh, r.rate_wh "
+    "    FROM prepaid.reading r WHERE r.property_id = p.property_id "
+    "     AND r.meter_id = p.meter_id "
+    "     AND r.read_at > coalesce(p.read_at, '-infinity') "
+    "     AND r.read_at <= $6 OFFSET 0) r ON true";
 
 static const char *const sql_ledger =
     "INSERT INTO prepaid.ledger (property_id, account_id, meter_id, kind, "
@@ -123,8 +134,7 @@ static const char *const sql_quarantine =
     "       jsonb_build_object('read_at', read_at, 'detail', detail), "
     "'critical') FROM q";
 
-static SPIPlanPtr plan_pick, plan_fetch, plan_ledger, plan_cursor,
-    plan_quarantine;
+static SPIPlanPtr plan_batch, plan_ledger, plan_cursor, plan_quarantine;
 
 /* One (period, price) combination priced in an entry. */
 typedef struct Combo
@@ -229,8 +239,8 @@ prepare(const char *sql, int nargs, Oid *types)
 static void
 prepare_plans(void)
 {
-	Oid pick[5] = {INT8OID, INT8OID, INT4OID, INT8OID, INT8OID};
-	Oid fetch[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
+	Oid batch[6] = {INT8OID, INT8OID, INT4OID,
+	                INT8OID, INT8OID, TIMESTAMPTZOID};
 	Oid ledger[8] = {INT8ARRAYOID,        INT8ARRAYOID,       INT8ARRAYOID,
 	                 NUMERICARRAYOID,     NUMERICARRAYOID,    JSONBARRAYOID,
 	                 TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
@@ -239,10 +249,8 @@ prepare_plans(void)
 	Oid quarantine[4] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 	                     TEXTARRAYOID};
 
-	if (plan_pick == NULL)
-		plan_pick = prepare(sql_pick, 5, pick);
-	if (plan_fetch == NULL)
-		plan_fetch = prepare(sql_fetch, 3, fetch);
+	if (plan_batch == NULL)
+		plan_batch = prepare(sql_batch, 6, batch);
 	if (plan_ledger == NULL)
 		plan_ledger = prepare(sql_ledger, 8, ledger);
 	if (plan_cursor == NULL)
@@ -529,23 +537,121 @@ quarantine_reading(Meter *m, Batch *b, TimestampTz at, int64 e,
 	vec_push(&b->q_detail, CStringGetTextDatum(detail), false);
 }
 
-/* Handles one fetched row: starts a new meter or prices one more reading. */
+/* A reading of the meter being settled, buffered until its last row. */
+typedef struct Pending
+{
+	TimestampTz at;
+	int64 e;
+	int nregs;
+	int64 regs[TOU_MAX_REGISTERS];
+} Pending;
+
+typedef struct PendingList
+{
+	int n;
+	int cap;
+	bool sorted;
+	Pending *r;
+} PendingList;
+
+static int
+pending_cmp(const void *a, const void *b)
+{
+	TimestampTz x = ((const Pending *) a)->at;
+	TimestampTz y = ((const Pending *) b)->at;
+
+	return (x > y) - (x < y);
+}
+
+/* Prices one reading of the meter, in time order. */
 static void
-process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
-            SettleTotals *tot, TouSliceList *slices, TouCalendar **cal)
+price_reading(Meter *m, Batch *b, SettleTotals *tot, TouSliceList *slices,
+              TouCalendar *cal, const Pending *p)
+{
+	int64 delta;
+	int64 reg_delta[TOU_MAX_REGISTERS];
+	int use_regs;
+
+	if (!m->has_at)
+	{
+		/* baseline: nothing to price before the first reading */
+		m->has_at = true;
+		m->at = p->at;
+		m->e = p->e;
+		m->nr = p->nregs;
+		memcpy(m->r, p->regs, sizeof(int64) * p->nregs);
+		m->moved = true;
+		m->first_from = p->at;
+		return;
+	}
+	delta = registers_delta(m->e, p->e, m->modulus);
+	if (delta < 0)
+	{
+		quarantine_reading(m, b, p->at, p->e, "register went backwards");
+		tot->quarantined++;
+		return;
+	}
+	use_regs = (p->nregs > 0 && p->nregs == m->nr) ? p->nregs : 0;
+	for (int i = 0; i < use_regs; i++)
+	{
+		reg_delta[i] = registers_delta(m->r[i], p->regs[i], m->modulus);
+		if (reg_delta[i] < 0)
+			use_regs = 0; /* inconsistent registers: price the total */
+	}
+	if (!m->moved)
+		m->first_from = m->at;
+	price_interval(m, cal, slices, p->at, delta, use_regs, reg_delta);
+	m->at = p->at;
+	m->e = p->e;
+	m->nr = p->nregs;
+	memcpy(m->r, p->regs, sizeof(int64) * p->nregs);
+	m->moved = true;
+	m->nreadings++;
+}
+
+/*
+ * End of a meter's rows: prices its buffered readings in time order (the
+ * partitions' index scans deliver them sorted, except a row from the
+ * default partition, which comes last), then queues its entry and cursor.
+ */
+static void
+settle_meter(Meter *m, PendingList *pend, Batch *b, SettleTotals *tot,
+             TouSliceList *slices, TouCalendar *cal)
+{
+	if (!pend->sorted)
+		qsort(pend->r, pend->n, sizeof(Pending), pending_cmp);
+	for (int i = 0; i < pend->n; i++)
+		price_reading(m, b, tot, slices, cal, &pend->r[i]);
+	pend->n = 0;
+	pend->sorted = true;
+	finish_meter(m, b, tot);
+}
+
+/*
+ * Handles one fetched row: starts a new meter (settling the previous one) or
+ * buffers one more reading. Returns true when the row starts a new meter.
+ */
+static bool
+process_row(HeapTuple tup, TupleDesc desc, Meter *m, PendingList *pend,
+            Batch *b, SettleTotals *tot, TouSliceList *slices,
+            TouCalendar **cal)
 {
 	bool isnull;
 	int64 meter_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 	int64 property_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	TimestampTz at;
-	int64 e;
-	int64 regs[TOU_MAX_REGISTERS];
-	int nregs = 0;
+	Pending *p;
 	Datum d;
+	bool started = false;
 
 	if (meter_id != m->meter_id || property_id != m->property_id)
 	{
-		finish_meter(m, b, tot);
+		/* the plan streams meters in key order, each once (see sql_batch) */
+		if (property_id < m->property_id ||
+		    (property_id == m->property_id && meter_id < m->meter_id))
+			elog(ERROR, "settlement rows out of order: meter %lld after %lld",
+			     (long long) meter_id, (long long) m->meter_id);
+		settle_meter(m, pend, b, tot, slices, *cal);
+		started = true;
 		memset(m, 0, offsetof(Meter, combos));
 		m->property_id = property_id;
 		m->meter_id = meter_id;
@@ -569,52 +675,24 @@ process_row(HeapTuple tup, TupleDesc desc, Meter *m, Batch *b,
 		*cal = tou_calendar_get(m->tariff_id);
 	}
 
-	at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 11, &isnull));
-	e = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+	d = SPI_getbinval(tup, desc, 11, &isnull);
+	if (isnull)
+		return started; /* picked, but no reading in range */
+	if (pend->n == pend->cap)
+	{
+		pend->cap = pend->cap ? pend->cap * 2 : 64;
+		pend->r = pend->r ? repalloc(pend->r, sizeof(Pending) * pend->cap)
+		                  : palloc(sizeof(Pending) * pend->cap);
+	}
+	p = &pend->r[pend->n];
+	p->at = DatumGetTimestampTz(d);
+	if (pend->n > 0 && p->at < pend->r[pend->n - 1].at)
+		pend->sorted = false;
+	p->e = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 	d = SPI_getbinval(tup, desc, 13, &isnull);
-	if (!isnull)
-		nregs = registers_read(d, regs);
-
-	if (!m->has_at)
-	{
-		/* baseline: nothing to price before the first reading */
-		m->has_at = true;
-		m->at = at;
-		m->e = e;
-		m->nr = nregs;
-		memcpy(m->r, regs, sizeof(int64) * nregs);
-		m->moved = true;
-		m->first_from = at;
-		return;
-	}
-	else
-	{
-		int64 delta = registers_delta(m->e, e, m->modulus);
-		int64 reg_delta[TOU_MAX_REGISTERS];
-		int use_regs = (nregs > 0 && nregs == m->nr) ? nregs : 0;
-
-		if (delta < 0)
-		{
-			quarantine_reading(m, b, at, e, "register went backwards");
-			tot->quarantined++;
-			return;
-		}
-		for (int i = 0; i < use_regs; i++)
-		{
-			reg_delta[i] = registers_delta(m->r[i], regs[i], m->modulus);
-			if (reg_delta[i] < 0)
-				use_regs = 0; /* inconsistent registers: price the total */
-		}
-		if (!m->moved)
-			m->first_from = m->at;
-		price_interval(m, *cal, slices, at, delta, use_regs, reg_delta);
-		m->at = at;
-		m->e = e;
-		m->nr = nregs;
-		memcpy(m->r, regs, sizeof(int64) * nregs);
-		m->moved = true;
-		m->nreadings++;
-	}
+	p->nregs = isnull ? 0 : registers_read(d, p->regs);
+	pend->n++;
+	return started;
 }
 
 static void
@@ -680,82 +758,78 @@ settle_run(const SettleArgs *args, SettleTotals *tot)
 	MemoryContext batch_cxt;
 	MemoryContext old;
 
+#ifdef __GLIBC__
+	/*
+	 * Every batch allocates and frees the same tens of megabytes (SPI
+	 * results, arrays, executor state); by default glibc returns them to the
+	 * kernel after each statement and every batch faults them in again,
+	 * page by page (a sixth of a run on a virtual machine). Keep freed
+	 * memory in the process for reuse instead; the peak is bounded by
+	 * pg_prepaid.settle_batch_size.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "settle batch",
 	                                  ALLOCSET_DEFAULT_SIZES);
 	prepare_plans();
 
 	while (done < args->max_meters)
 	{
-		Datum pick_args[5];
-		Datum fetch_args[3];
-		Vec kp = {0}, km = {0};
+		Datum batch_args[6];
 		Batch b;
 		Meter m;
 		Portal portal;
 		TouSliceList slices;
 		TouCalendar *cal = NULL;
+		PendingList pend = {0, 0, true, NULL};
+		int64 picked = 0;
 		int64 want = Min((int64) args->batch_size, args->max_meters - done);
 
 		old = MemoryContextSwitchTo(batch_cxt);
 		memset(&b, 0, sizeof(b));
 		memset(&m, 0, offsetof(Meter, combos));
+		m.property_id = PG_INT64_MIN;
 		m.meter_id = PG_INT64_MIN;
 		tou_slices_init(&slices);
 
-		/* 1. pick and lock */
-		pick_args[0] = Int64GetDatum(last_p);
-		pick_args[1] = Int64GetDatum(last_m);
-		pick_args[2] = Int32GetDatum((int32) want);
-		pick_args[3] = Int64GetDatum(args->part_n);
-		pick_args[4] = Int64GetDatum(args->part_k);
-		exec_plan(plan_pick, pick_args, SPI_OK_SELECT);
-		if (SPI_processed == 0)
-		{
-			MemoryContextSwitchTo(old);
-			break;
-		}
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool isnull;
-			HeapTuple tup = SPI_tuptable->vals[i];
-
-			vec_push(&kp,
-			         SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull),
-			         false);
-			vec_push(&km,
-			         SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull),
-			         false);
-		}
-		last_p = DatumGetInt64(kp.d[kp.n - 1]);
-		last_m = DatumGetInt64(km.d[km.n - 1]);
-		SPI_freetuptable(SPI_tuptable);
-
-		/* 2. + 3. stream cursors and readings, price */
-		fetch_args[0] = vec_array(&kp, INT8OID);
-		fetch_args[1] = vec_array(&km, INT8OID);
-		fetch_args[2] = TimestampTzGetDatum(
+		/* 1.-3. pick and lock meters, stream their readings, price */
+		batch_args[0] = Int64GetDatum(last_p);
+		batch_args[1] = Int64GetDatum(last_m);
+		batch_args[2] = Int32GetDatum((int32) want);
+		batch_args[3] = Int64GetDatum(args->part_n);
+		batch_args[4] = Int64GetDatum(args->part_k);
+		batch_args[5] = TimestampTzGetDatum(
 		    GetCurrentTimestamp() +
 		    (int64) (prepaid_max_clock_skew + 60) * USECS_PER_SEC);
-		portal = SPI_cursor_open(NULL, plan_fetch, fetch_args, NULL, false);
+		portal = SPI_cursor_open(NULL, plan_batch, batch_args, NULL, false);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, FETCH_CHUNK);
 			if (SPI_processed == 0)
 				break;
 			for (uint64 i = 0; i < SPI_processed; i++)
-				process_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &m,
-				            &b, tot, &slices, &cal);
+				if (process_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+				                &m, &pend, &b, tot, &slices, &cal))
+					picked++;
 			SPI_freetuptable(SPI_tuptable);
 			CHECK_FOR_INTERRUPTS();
 		}
 		SPI_cursor_close(portal);
-		finish_meter(&m, &b, tot);
+		settle_meter(&m, &pend, &b, tot, &slices, cal);
+		if (picked == 0)
+		{
+			MemoryContextSwitchTo(old);
+			break;
+		}
+		last_p = m.property_id;
+		last_m = m.meter_id;
 
 		/* 4. write */
 		write_batch(&b);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
-		done += kp.n;
+		done += picked;
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextDelete(batch_cxt);

@@ -110,7 +110,7 @@ CREATE TABLE prepaid.account (
 	FOREIGN KEY (property_id, customer_id) REFERENCES prepaid.customer (property_id, customer_id),
 	FOREIGN KEY (property_id, collection_account_id)
 		REFERENCES prepaid.collection_account (property_id, collection_account_id)
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 50);	-- every settlement run updates each balance: room for HOT updates
 COMMENT ON COLUMN prepaid.account.balance IS
 	'current balance in yuan; maintained with every ledger entry, equals sum(ledger.amount)';
 

@@ -75,8 +75,15 @@ CREATE TRIGGER account_balance_guard_insert BEFORE INSERT ON prepaid.account
 	EXECUTE FUNCTION prepaid._account_balance_guard();
 
 -- Balance maintenance and supply decision for every inserted batch of entries.
+-- The accounts are updated in key order, so two statements that move many
+-- balances (a settlement run, a bulk deduction, payments in one transaction
+-- of a caller's) queue instead of deadlocking: the deltas are sorted and the
+-- join is a nested loop over them (hash and merge joins are turned off for
+-- this function: a hash join would update in hash order), which locks and
+-- updates each account as it comes, in one pass.
 CREATE FUNCTION prepaid._ledger_after_insert() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
 	v_accounts bigint[];
 	v_expected bigint;
@@ -84,19 +91,11 @@ DECLARE
 BEGIN
 	WITH d AS MATERIALIZED (
 		SELECT property_id, account_id, sum(amount) AS delta
-		  FROM new_rows GROUP BY property_id, account_id),
-	-- the accounts are locked in key order before any is changed, so two
-	-- statements that move many balances (a settlement run, a bulk deduction,
-	-- payments in one transaction of a caller's) queue instead of deadlocking
-	k AS MATERIALIZED (
-		SELECT a.property_id, a.account_id
-		  FROM prepaid.account a JOIN d
-			ON a.property_id = d.property_id AND a.account_id = d.account_id
-		 ORDER BY a.property_id, a.account_id
-		   FOR NO KEY UPDATE OF a),
+		  FROM new_rows GROUP BY property_id, account_id
+		 ORDER BY property_id, account_id),
 	u AS (
 		UPDATE prepaid.account a SET balance = a.balance + d.delta
-		  FROM d JOIN k ON k.property_id = d.property_id AND k.account_id = d.account_id
+		  FROM d
 		 WHERE a.property_id = d.property_id AND a.account_id = d.account_id
 		RETURNING a.account_id, a.balance AS new_bal, a.balance - d.delta AS old_bal,
 				  a.credit_limit, a.warning_level)

@@ -197,9 +197,12 @@ $$;
 -- desired relay state from balance, credit limit and keep-power; a relay
 -- command for each meter whose desired state changed (older pending relay
 -- commands superseded); low-balance warnings raised and cleared.
+-- (Called from the ledger trigger, which turns hash and merge joins off for
+-- its own statement; this one joins sets of meters and commands and wants them.)
 CREATE FUNCTION prepaid._supply_decide(p_accounts bigint[])
 RETURNS void LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp AS $$
+SET search_path = pg_catalog, prepaid, pg_temp
+SET enable_hashjoin = on SET enable_mergejoin = on AS $$
 DECLARE
 	v_queued integer;
 BEGIN

@@ -24,6 +24,10 @@ BEGIN
 END
 $$;
 
+-- value * 10^-scale, the way the C code makes its numerics (for the tests)
+CREATE FUNCTION prepaid._fixed_numeric(value bigint, scale integer) RETURNS numeric
+	AS 'MODULE_PATHNAME', 'prepaid_fixed_numeric' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE FUNCTION prepaid.tou_split(tariff_id bigint, t_from timestamptz, t_to timestamptz,
 								  kwh numeric)
 RETURNS TABLE (period text, kwh numeric)

@@ -32,10 +32,14 @@ CREATE TABLE prepaid.revenue_daily (
 	entries               bigint NOT NULL,
 	amount                numeric(16,2) NOT NULL,
 	kwh                   numeric(20,6) NOT NULL,
-	UNIQUE NULLS NOT DISTINCT (property_id, day, kind, collection_account_id)
+	-- concurrent writers (settlement's workers, payments) add to different
+	-- rows of the same day, so one does not wait for the other's commit:
+	-- the totals are the sum over the slots (api.revenue_daily sums them)
+	slot                  smallint NOT NULL DEFAULT 0,
+	UNIQUE NULLS NOT DISTINCT (property_id, day, kind, collection_account_id, slot)
 );
 COMMENT ON TABLE prepaid.revenue_daily IS
-	'ledger totals per property, local day, kind and collection account (maintained by a trigger)';
+	'ledger totals per property, local day, kind and collection account, in up to 16 slots to be summed (maintained by a trigger)';
 
 -- Money searches that do not go by meter or account: recharges, refunds,
 -- reversals and fees by date, and anything an operator wrote. Energy entries
@@ -76,15 +80,16 @@ BEGIN
 		   AND c.id IS NOT NULL
 		RETURNING property_id, entry_id, collection_account_id)
 	INSERT INTO prepaid.revenue_daily AS x (property_id, day, kind, collection_account_id,
-											entries, amount, kwh)
+											entries, amount, kwh, slot)
 	SELECT n.property_id, (n.created_at AT TIME ZONE p.time_zone)::date, n.kind,
-		   c.collection_account_id, count(*), sum(n.amount), coalesce(sum(n.kwh), 0)
+		   c.collection_account_id, count(*), sum(n.amount), coalesce(sum(n.kwh), 0),
+		   pg_backend_pid() % 16
 	  FROM new_rows n
 	  JOIN prepaid.property p ON p.property_id = n.property_id
 	  LEFT JOIN coll c ON c.property_id = n.property_id AND c.entry_id = n.entry_id
 	 GROUP BY 1, 2, 3, 4
 	 ORDER BY 1, 2, 3, 4
-	ON CONFLICT (property_id, day, kind, collection_account_id) DO UPDATE
+	ON CONFLICT (property_id, day, kind, collection_account_id, slot) DO UPDATE
 	   SET entries = x.entries + excluded.entries, amount = x.amount + excluded.amount,
 		   kwh = x.kwh + excluded.kwh;
 	RETURN NULL;

@@ -59,7 +59,10 @@ SELECT ca.property_id, ca.collection_account_id, ca.channel, ca.merchant_id, ca.
 CREATE VIEW api.revenue_daily WITH (security_invoker = true) AS
 SELECT r.property_id, r.day, r.kind, r.collection_account_id, ca.channel AS collection_channel,
 	   ca.name AS collection_account_name, r.entries, r.amount, r.kwh
-  FROM prepaid.revenue_daily r
+  FROM (SELECT property_id, day, kind, collection_account_id, sum(entries)::bigint AS entries,
+			   sum(amount) AS amount, sum(kwh) AS kwh
+		  FROM prepaid.revenue_daily		-- the sum over the writers' slots
+		 GROUP BY 1, 2, 3, 4) r
   LEFT JOIN prepaid.collection_account ca
 	ON ca.property_id = r.property_id AND ca.collection_account_id = r.collection_account_id;
 COMMENT ON VIEW api.revenue_daily IS
