@@ -34,6 +34,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -257,6 +258,30 @@ prepare_plans(void)
 		plan_cursor = prepare(sql_cursor, 6, cursor);
 	if (plan_quarantine == NULL)
 		plan_quarantine = prepare(sql_quarantine, 4, quarantine);
+}
+
+/*
+ * Opens the batch statement, planned for this batch with sorts and hash
+ * joins off: the only plan left is the ordered one (the meters' index scans
+ * merged in key order, stopped by the LIMIT), which reads one batch of
+ * meters. The planner cannot know how many meters have new readings, nor
+ * how many fall in a worker's share of the accounts; when it guesses fewer
+ * than the batch it would join and sort every remaining meter for every
+ * batch instead (a settlement in workers took longer than in one session).
+ */
+static Portal
+open_batch(Datum *batch_args)
+{
+	int nestlevel = NewGUCNestLevel();
+	Portal portal;
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET,
+	                         PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET,
+	                         PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	portal = SPI_cursor_open(NULL, plan_batch, batch_args, NULL, false);
+	AtEOXact_GUC(true, nestlevel);
+	return portal;
 }
 
 static void
@@ -802,7 +827,7 @@ settle_run(const SettleArgs *args, SettleTotals *tot)
 		batch_args[5] = TimestampTzGetDatum(
 		    GetCurrentTimestamp() +
 		    (int64) (prepaid_max_clock_skew + 60) * USECS_PER_SEC);
-		portal = SPI_cursor_open(NULL, plan_batch, batch_args, NULL, false);
+		portal = open_batch(batch_args);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, FETCH_CHUNK);

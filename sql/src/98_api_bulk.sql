@@ -128,6 +128,17 @@ BEGIN
 END
 $$;
 
+-- Locks the meters a bulk change is about to update, in key order (the lock
+-- order of architecture.md): two bulk changes, or one and a settlement's
+-- supply decisions, over overlapping meters queue instead of deadlocking.
+CREATE FUNCTION prepaid._lock_meters(p_meter_ids bigint[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, prepaid, pg_temp AS $$
+	SELECT count(*) FROM (
+		SELECT 1 FROM prepaid.meter m WHERE m.meter_id = ANY (p_meter_ids)
+		 ORDER BY m.property_id, m.meter_id FOR NO KEY UPDATE) l
+$$;
+
 CREATE FUNCTION api.meters_set_tariff(filter jsonb, tariff_id bigint)
 RETURNS TABLE (meters bigint, changed bigint, commands bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -151,6 +162,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use a shared tariff or one of the meter''s own property.';
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m SET tariff_id = meters_set_tariff.tariff_id
 	 WHERE m.meter_id = ANY (v_ids) AND m.tariff_id <> meters_set_tariff.tariff_id;
 	GET DIAGNOSTICS v_changed = ROW_COUNT;
@@ -199,6 +211,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Got %s.', v_over),
 				  HINT = 'For example 1.10: alarm above 110 % of the nominal voltage.';
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m
 	   SET undervoltage_ratio = coalesce(v_under, m.undervoltage_ratio),
 		   overvoltage_ratio = coalesce(v_over, m.overvoltage_ratio)
@@ -226,6 +239,7 @@ BEGIN
 		RAISE EXCEPTION 'power threshold must be positive and below 1000000 kW'
 			USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Got %s.', v_kw);
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m SET power_threshold_kw = v_kw
 	 WHERE m.meter_id = ANY (v_ids) AND m.power_threshold_kw IS DISTINCT FROM v_kw;
 	GET DIAGNOSTICS v_changed = ROW_COUNT;
@@ -252,6 +266,7 @@ BEGIN
 		RAISE EXCEPTION 'unknown mode "%"', meters_set_mode.mode
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use prepaid or postpaid.';
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m SET mode = meters_set_mode.mode
 	 WHERE m.meter_id = ANY (v_ids) AND m.mode <> meters_set_mode.mode;
 	GET DIAGNOSTICS v_changed = ROW_COUNT;
@@ -282,6 +297,7 @@ BEGIN
 	IF meters_set_keep_power.keep_power IS NULL THEN
 		RAISE EXCEPTION 'keep_power must be true or false' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m SET keep_power = meters_set_keep_power.keep_power
 	 WHERE m.meter_id = ANY (v_ids) AND m.keep_power <> meters_set_keep_power.keep_power;
 	GET DIAGNOSTICS v_changed = ROW_COUNT;
@@ -311,6 +327,7 @@ BEGIN
 		RAISE EXCEPTION 'unknown relay action "%"', meters_relay.action
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use open or close.';
 	END IF;
+	PERFORM prepaid._lock_meters(v_ids);
 	UPDATE prepaid.meter m SET relay_desired = v_want
 	 WHERE m.meter_id = ANY (v_ids) AND m.relay_desired <> v_want;
 	GET DIAGNOSTICS v_changed = ROW_COUNT;

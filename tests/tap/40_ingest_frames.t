@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")"
 source ./ingest_lib.sh
-echo "1..18"
+echo "1..20"
 setup_db prepaid_ing40 20 1 5 0
 PORT=$(free_tcp_port)
 SPORT=$(free_tcp_port)
@@ -109,4 +109,29 @@ got=$(q -c "SELECT string_agg(read_at || '=' || energy_wh || '/' || coalesce(rel
 	FROM prepaid.reading WHERE meter_id = 2 AND batch_id IN (SELECT batch_id FROM prepaid.ingest_batch WHERE daemon = 'replay40')")
 [ $rc = 0 ] && [ "$got" = "2026-11-01 00:00:00+00=457689000/false 2026-11-01 00:30:00+00=457789000/-" ]
 ok $? "--replay decodes the frames into readings (exact Wh, relay state) and exits 0 (got: $got)"
+
+# SIGHUP re-reads --config: a file with an error is refused whole (no line of
+# it applied) and the daemon runs on with its settings; a good file applies
+log_has() {	# log_has FILE TEXT: waits up to 10 s for a line containing TEXT
+	local i
+	for i in $(seq 1 100); do grep -qF -- "$2" "$1" && return 0; sleep 0.1; done
+	return 1
+}
+HPORT=$(free_tcp_port)
+printf 'log-level = info\nbatch-size = 500\n' >"$WORK/h40.conf"
+start_daemon h40 "$HPORT" --config "$WORK/h40.conf"
+printf 'log-level = debug\nbatch-size = lots\n' >"$WORK/h40.conf"
+kill -HUP "${PIDS[h40]}"
+log_has "$WORK/h40.log" "keeping the current settings" && \
+	log_has "$WORK/h40.log" "SIGHUP: reloading the meter map (log level info)" && \
+	grep -qF -- '--batch-size: expected an integer' "$WORK/h40.log" && kill -0 "${PIDS[h40]}"
+ok $? "SIGHUP with an invalid --config: the error is logged, nothing of the file is applied, the daemon runs on"
+printf 'log-level = debug\nbatch-size = 800\n' >"$WORK/h40.conf"
+kill -HUP "${PIDS[h40]}"
+log_has "$WORK/h40.log" "SIGHUP: reloading the meter map (log level debug)"
+r=$?
+stop h40 TERM
+rc=$?
+[ $r = 0 ] && [ $rc = 0 ]
+ok $? "SIGHUP with a valid --config applies it (log level debug), and SIGTERM still exits 0"
 exit $fail

@@ -80,9 +80,15 @@ start_drain(const char *why)
 static void
 reload(void)
 {
-	if (G.opts.config_file &&
-	    opts_load_file(G.opts.config_file, &G.opts, true) == 0)
-		log_set_level(G.opts.log_level);
+	if (G.opts.config_file)
+	{
+		if (opts_load_file(G.opts.config_file, &G.opts, true) == 0)
+			log_set_level(G.opts.log_level);
+		else
+			log_warn("SIGHUP: %s has errors (above); keeping the current "
+			         "settings",
+			         G.opts.config_file);
+	}
 	log_info("SIGHUP: reloading the meter map (log level %s)",
 	         log_level_name(log_get_level()));
 	meters_reload(&reports);

@@ -111,6 +111,21 @@ usage_exit(int status)
 	exit(status);
 }
 
+/*
+ * A bad option or value: at start-up the daemon exits with status 2; while
+ * a --config file is re-read on SIGHUP the error is only noted, and the file
+ * is not applied at all (the running settings stay).
+ */
+static bool reloading, reload_failed;
+
+static void
+bad_option(void)
+{
+	if (!reloading)
+		exit(2);
+	reload_failed = true;
+}
+
 static long
 num_arg(const char *name, const char *v, long lo, long hi)
 {
@@ -123,7 +138,7 @@ num_arg(const char *name, const char *v, long lo, long hi)
 		        "prepaid-ingest: --%s: expected an integer in "
 		        "[%ld, %ld], got \"%s\"\n",
 		        name, lo, hi, v);
-		exit(2);
+		bad_option();
 	}
 	return n;
 }
@@ -134,7 +149,7 @@ hex4_arg(const char *name, const char *v, uint8_t out[4])
 	if (strlen(v) != 8 || hex_decode(v, out, 4) != 4)
 	{
 		fprintf(stderr, "prepaid-ingest: --%s: expected 8 hex digits\n", name);
-		exit(2);
+		bad_option();
 	}
 }
 
@@ -234,6 +249,7 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 	FILE *f = fopen(path, "r");
 	char line[1024];
 	int lineno = 0;
+	ingest_opts next;
 
 	if (f == NULL)
 	{
@@ -244,6 +260,13 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 	}
 	if (!reload_only)
 		o->config_file = strdup(path);
+	else
+	{
+		/* applied to a copy, kept only if every line is valid */
+		next = *o;
+		reloading = true;
+		reload_failed = false;
+	}
 	while (fgets(line, sizeof(line), f))
 	{
 		char *key = line, *val, *end;
@@ -260,7 +283,10 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 			        path, lineno);
 			fclose(f);
 			if (reload_only)
+			{
+				reloading = false;
 				return -1;
+			}
 			exit(2);
 		}
 		end = val;
@@ -283,14 +309,25 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 			        path, lineno, key);
 			fclose(f);
 			if (reload_only)
+			{
+				reloading = false;
 				return -1;
+			}
 			exit(2);
 		}
 		if (reload_only && !reloadable(opt->val))
 			continue;
-		apply(opt->val, reload_only ? val : strdup(val), o);
+		apply(opt->val, reload_only ? val : strdup(val),
+		      reload_only ? &next : o);
 	}
 	fclose(f);
+	if (reload_only)
+	{
+		reloading = false;
+		if (reload_failed)
+			return -1;
+		*o = next;
+	}
 	return 0;
 }
 
@@ -313,7 +350,8 @@ apply(int c, const char *arg, ingest_opts *o)
 				        "prepaid-ingest: --name: 1 to %zu "
 				        "characters\n",
 				        sizeof(o->name) - 1);
-				exit(2);
+				bad_option();
+				break;
 			}
 			strcpy(o->name, arg);
 			break;
@@ -328,7 +366,7 @@ apply(int c, const char *arg, ingest_opts *o)
 			else
 			{
 				fprintf(stderr, "prepaid-ingest: --poll: energy or full\n");
-				exit(2);
+				bad_option();
 			}
 			break;
 		case O_BATCH_SIZE:
@@ -352,7 +390,7 @@ apply(int c, const char *arg, ingest_opts *o)
 			{
 				fprintf(stderr,
 				        "prepaid-ingest: --spool-sync: batch or none\n");
-				exit(2);
+				bad_option();
 			}
 			break;
 		case O_TIME_SCALE:
@@ -367,7 +405,7 @@ apply(int c, const char *arg, ingest_opts *o)
 				        "prepaid-ingest: --time-start: not a time: "
 				        "\"%s\"\n",
 				        arg);
-				exit(2);
+				bad_option();
 			}
 			break;
 		case O_REPLAY:
@@ -404,7 +442,7 @@ apply(int c, const char *arg, ingest_opts *o)
 			{
 				fprintf(stderr, "prepaid-ingest: --log-level: error, warn, "
 				                "info or debug\n");
-				exit(2);
+				bad_option();
 			}
 			break;
 		case O_STATS_INTERVAL:
