@@ -275,8 +275,8 @@ open_batch(Datum *batch_args)
 	int nestlevel = NewGUCNestLevel();
 	Portal portal;
 
-	(void) set_config_option("enable_sort", "off", PGC_USERSET,
-	                         PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+	                         GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET,
 	                         PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	portal = SPI_cursor_open(NULL, plan_batch, batch_args, NULL, false);

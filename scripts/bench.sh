@@ -99,6 +99,13 @@ if want park; then
 	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
 	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
 	report_settle "$res" "target < 0.1 s" || fail=1
+	# the next half hour on the same park: the steady state the settle job
+	# runs in (the first run above also pays for the park's first entries,
+	# balances crossing their initial levels and an empty ledger)
+	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 3, 3)" >/dev/null
+	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
+	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park_next -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "target < 0.1 s" || fail=1
 	psql -qX -d postgres -c "DROP DATABASE prepaid_bench_park" >/dev/null
 fi
 
