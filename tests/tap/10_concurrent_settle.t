@@ -14,7 +14,7 @@ ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok 
 is() { [ "$1" = "$2" ]; local r=$?; [ $r = 0 ] || echo "# got '$1', expected '$2'"; ok $r "$3"; }
 psql -qX -d postgres -c "CREATE DATABASE $db" >/dev/null || { echo "1..0 # cannot create database"; exit 1; }
 trap 'psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null' EXIT
-echo "1..13"
+echo "1..14"
 
 "${PSQL[@]}" >/dev/null <<'SQL'
 CREATE EXTENSION pg_prepaid CASCADE;
@@ -121,4 +121,11 @@ is "$(cat "$PREPAID_TEST_TMP/lock_a.out" "$PREPAID_TEST_TMP/lock_b.out" | grep -
 is "$("${PSQL[@]}" -c "SELECT count(*) FILTER (WHERE note = 'A') || ',' || count(*) FILTER (WHERE note = 'B') FROM prepaid.ledger WHERE kind = 'property_fee'")" "2,200" \
 	"both committed all their entries"
 is "$("${PSQL[@]}" -c "SELECT count(*) FROM prepaid.verify_ledger()")" "0" "verify_ledger() is empty"
+is "$("${PSQL[@]}" -c "SELECT (SELECT sum(entries) || '/' || sum(amount) FROM api.revenue_daily WHERE kind = 'energy')
+		= (SELECT count(*) || '/' || sum(amount) FROM prepaid.ledger WHERE kind = 'energy')
+	AND (SELECT count(*) FROM api.revenue_daily WHERE kind = 'energy')
+		= (SELECT count(DISTINCT (l.created_at AT TIME ZONE p.time_zone)::date)
+			 FROM prepaid.ledger l JOIN prepaid.property p USING (property_id) WHERE l.kind = 'energy')
+	AND (SELECT count(*) FROM prepaid.revenue_daily WHERE kind = 'energy') > 1")" "t" \
+	"the day's revenue, written by several sessions in their own slots, sums to the ledger: one row a day in api.revenue_daily"
 exit $fail
