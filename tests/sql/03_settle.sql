@@ -7,10 +7,8 @@ BEGIN;
 SELECT plan(38);
 
 -- UTC tariff: valley 00-08 at 0.30, peak 08-24 at 1.00; registers T1 = peak, T2 = valley
-SELECT prepaid.tariff_put('{"name": "settle-t", "time_zone": "UTC", "registers": ["peak", "valley"],
-	"prices": {"valley": 0.30, "peak": 1.00},
-	"schedule": [{"from": "00:00", "to": "08:00", "period": "valley"},
-				 {"from": "08:00", "to": "24:00", "period": "peak"}]}') AS tid \gset
+\set tariff_name settle-t
+\ir fixtures/valley_peak_tariff.sql
 -- flat 0.50, and from 2026-11-10 08:00Z flat 0.80
 SELECT prepaid.tariff_put('{"name": "settle-v", "time_zone": "UTC",
 	"prices": {"flat": 0.50}, "schedule": [{"from": "00:00", "to": "24:00", "period": "flat"}]}') AS vid \gset

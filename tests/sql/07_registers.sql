@@ -8,10 +8,9 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT prepaid.tariff_put('{"name": "reg-t", "time_zone": "UTC", "registers": ["peak", "valley"],
-	"prices": {"valley": 0.30, "peak": 1.00},
-	"schedule": [{"from": "00:00", "to": "08:00", "period": "valley"},
-				 {"from": "08:00", "to": "24:00", "period": "peak"}]}') AS tid \gset
+-- UTC tariff: valley 00-08 at 0.30, peak 08-24 at 1.00; registers T1 = peak, T2 = valley
+\set tariff_name reg-t
+\ir fixtures/valley_peak_tariff.sql
 
 CREATE TEMP TABLE regs (k text, prev bigint[], cur bigint[]);
 INSERT INTO regs VALUES
