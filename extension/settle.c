@@ -789,8 +789,8 @@ settle_run(const SettleArgs *args, SettleTotals *tot)
 	 * results, arrays, executor state); by default glibc returns them to the
 	 * kernel after each statement and every batch faults them in again,
 	 * page by page (a sixth of a run on a virtual machine). Keep freed
-	 * memory in the process for reuse instead; the peak is bounded by
-	 * pg_prepaid.settle_batch_size.
+	 * memory in the process for reuse during the run instead (the peak is
+	 * bounded by pg_prepaid.settle_batch_size); it is released at the end.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
@@ -858,6 +858,14 @@ settle_run(const SettleArgs *args, SettleTotals *tot)
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextDelete(batch_cxt);
+#ifdef __GLIBC__
+	/*
+	 * The run is over: give back what its batches freed, and let what the
+	 * transaction frees at its end go back too (glibc's default threshold).
+	 */
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+	malloc_trim(0);
+#endif
 }
 
 Datum
