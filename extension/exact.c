@@ -90,7 +90,7 @@ fixed_to_numeric(int64 value, int scale)
 	static const uint32 pow10[4] = {1, 10, 100, 1000};
 	int16 digits[8]; /* 2^64 * 10^3 has 23 decimal digits: 6 base-10000 */
 	int n = 0;
-	int first = 0;
+	int first;
 	int nfrac;
 	int weight;
 	uint128 u;

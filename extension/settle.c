@@ -66,9 +66,10 @@ PG_FUNCTION_INFO_V1(prepaid_settle);
  *  - the readings are a lateral subquery that cannot be flattened (OFFSET 0),
  *    so the plan is a nested loop driven by the ordered, locked meters: one
  *    index range per meter, rows grouped by meter in key order (process_row
- *    checks it), with no sort in SQL: each meter's readings are put in time
- *    order in C (settle_meter). LEFT JOIN: every picked meter yields a row, so the batch's
- *    last key is exact even when a meter's readings are all beyond $6;
+ *    checks it), with no sort in SQL: each meter's readings are put in
+ *    time order in C (settle_meter). LEFT JOIN: every picked meter yields a
+ *    row, so the batch's last key is exact even when a meter's readings are
+ *    all beyond $6;
  *  - $6 (no reading can be later: the reading trigger quarantines clocks
  *    ahead of the server) lets the executor prune future partitions.
  */

@@ -281,13 +281,8 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 		{
 			fprintf(stderr, "prepaid-ingest: %s:%d: expected name = value\n",
 			        path, lineno);
-			fclose(f);
-			if (reload_only)
-			{
-				reloading = false;
-				return -1;
-			}
-			exit(2);
+			bad_option();
+			break;
 		}
 		end = val;
 		while (end > key && (end[-1] == ' ' || end[-1] == '\t'))
@@ -307,13 +302,8 @@ opts_load_file(const char *path, ingest_opts *o, bool reload_only)
 		{
 			fprintf(stderr, "prepaid-ingest: %s:%d: unknown option \"%s\"\n",
 			        path, lineno, key);
-			fclose(f);
-			if (reload_only)
-			{
-				reloading = false;
-				return -1;
-			}
-			exit(2);
+			bad_option();
+			break;
 		}
 		if (reload_only && !reloadable(opt->val))
 			continue;
