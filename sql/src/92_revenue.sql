@@ -79,14 +79,21 @@ BEGIN
 						  'reversal')
 		   AND c.id IS NOT NULL
 		RETURNING property_id, entry_id, collection_account_id)
+	-- entries are grouped first (created_at is the writing transaction's
+	-- start, the same for a whole statement, so a settlement run is a few
+	-- groups) and the local day is computed per group, not per entry
 	INSERT INTO prepaid.revenue_daily AS x (property_id, day, kind, collection_account_id,
 											entries, amount, kwh, slot)
-	SELECT n.property_id, (n.created_at AT TIME ZONE p.time_zone)::date, n.kind,
-		   c.collection_account_id, count(*), sum(n.amount), coalesce(sum(n.kwh), 0),
+	SELECT g.property_id, (g.created_at AT TIME ZONE p.time_zone)::date, g.kind,
+		   g.collection_account_id, sum(g.entries), sum(g.amount), sum(g.kwh),
 		   pg_backend_pid() % 16
-	  FROM new_rows n
-	  JOIN prepaid.property p ON p.property_id = n.property_id
-	  LEFT JOIN coll c ON c.property_id = n.property_id AND c.entry_id = n.entry_id
+	  FROM (SELECT n.property_id, n.created_at, n.kind, c.collection_account_id,
+				   count(*) AS entries, sum(n.amount) AS amount,
+				   coalesce(sum(n.kwh), 0) AS kwh
+			  FROM new_rows n
+			  LEFT JOIN coll c ON c.property_id = n.property_id AND c.entry_id = n.entry_id
+			 GROUP BY 1, 2, 3, 4) g
+	  JOIN prepaid.property p ON p.property_id = g.property_id
 	 GROUP BY 1, 2, 3, 4
 	 ORDER BY 1, 2, 3, 4
 	ON CONFLICT (property_id, day, kind, collection_account_id, slot) DO UPDATE
