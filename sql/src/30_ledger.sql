@@ -74,52 +74,18 @@ CREATE TRIGGER account_balance_guard_insert BEFORE INSERT ON prepaid.account
 	FOR EACH ROW WHEN (NEW.balance <> 0)
 	EXECUTE FUNCTION prepaid._account_balance_guard();
 
--- Balance maintenance and supply decision for every inserted batch of entries.
--- The accounts are updated in key order, so two statements that move many
+-- Balance maintenance and supply decision for every inserted batch of entries
+-- (extension/ledger_balance.c): the entries' amounts are summed per account
+-- and the accounts updated in key order, so two statements that move many
 -- balances (a settlement run, a bulk deduction, payments in one transaction
--- of a caller's) queue instead of deadlocking: the deltas are sorted and the
--- join is a nested loop over them (hash and merge joins are turned off for
--- this function: a hash join would update in hash order), which locks and
--- updates each account as it comes, in one pass.
-CREATE FUNCTION prepaid._ledger_after_insert() RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, prepaid, pg_temp
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE
-	v_accounts bigint[];
-	v_expected bigint;
-	v_updated  bigint;
-BEGIN
-	WITH d AS MATERIALIZED (
-		SELECT property_id, account_id, sum(amount) AS delta
-		  FROM new_rows GROUP BY property_id, account_id
-		 ORDER BY property_id, account_id),
-	u AS (
-		UPDATE prepaid.account a SET balance = a.balance + d.delta
-		  FROM d
-		 WHERE a.property_id = d.property_id AND a.account_id = d.account_id
-		RETURNING a.account_id, a.balance AS new_bal, a.balance - d.delta AS old_bal,
-				  a.credit_limit, a.warning_level)
-	SELECT (SELECT count(*) FROM d), count(*),
-		   -- only accounts that crossed their warning level or their cut-off
-		   -- (-credit_limit), either way, can change a supply decision; and a
-		   -- new account's first entries (from 0), which may start below the
-		   -- warning level (the alarms job re-checks low balances anyway)
-		   array_agg(account_id) FILTER (
-			   WHERE (new_bal < warning_level) <> (old_bal < warning_level)
-				  OR (new_bal < -credit_limit) <> (old_bal < -credit_limit)
-				  OR (old_bal = 0 AND new_bal < warning_level))
-	  INTO v_expected, v_updated, v_accounts
-	  FROM u;
-	IF v_updated <> v_expected THEN
-		RAISE EXCEPTION 'ledger entry for an unknown account'
-			USING ERRCODE = 'foreign_key_violation';
-	END IF;
-	IF v_accounts IS NOT NULL THEN
-		PERFORM prepaid._supply_decide(v_accounts);
-	END IF;
-	RETURN NULL;
-END
-$$;
+-- of a caller's) queue instead of deadlocking: the only plan is a nested loop
+-- over the sorted sums (hash and merge joins are off for this function),
+-- which locks and updates each account as it comes, in one pass. Accounts
+-- that crossed their warning level or their cut-off go to _supply_decide.
+CREATE FUNCTION prepaid._ledger_after_insert() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'prepaid_ledger_after_insert' LANGUAGE C
+	SET search_path = pg_catalog, prepaid, pg_temp
+	SET enable_hashjoin = off SET enable_mergejoin = off;
 
 -- Every account whose balance differs from the sum of its entries, and every
 -- entry pointing at no account. Always empty.

@@ -2,7 +2,7 @@
 -- refund, deductions and apportionment; bad arguments raise clear errors and
 -- change nothing; the ledger is append-only and balance = sum(ledger).
 BEGIN;
-SELECT plan(38);
+SELECT plan(40);
 
 SELECT prepaid.tariff_put('{"name": "money-t", "time_zone": "UTC",
 	"prices": {"flat": 1.00}, "schedule": [{"from": "00:00", "to": "24:00", "period": "flat"}]}') AS tid \gset
@@ -90,6 +90,12 @@ SELECT lives_ok(format('UPDATE prepaid.ledger SET invoiced_at = now(), invoice_n
 SELECT throws_ok(format('UPDATE prepaid.ledger SET invoice_no = %L WHERE entry_id = %s', 'INV-2', :r1), '55000', NULL,
 	'and only once');
 
+-- entries written directly (as a privileged job could) must name existing accounts
+SELECT throws_ok($$INSERT INTO prepaid.ledger (property_id, account_id, kind, amount)
+	VALUES (804, 8041, 'property_fee', -1.00), (804, 99999, 'property_fee', -1.00)$$,
+	'23503', 'ledger entry for an unknown account', 'an entry for an unknown account is refused');
+SELECT is((SELECT count(*) FROM prepaid.ledger WHERE account_id IN (8041, 99999) AND kind = 'property_fee' AND amount = -1.00),
+	0::bigint, 'and the whole statement with it');
 SELECT is_empty($$SELECT * FROM prepaid.verify_ledger()$$, 'verify_ledger() is empty after all of it');
 -- the check can fail: force a balance past the guard (as only a superuser could)
 ALTER TABLE prepaid.account DISABLE TRIGGER account_balance_guard;
