@@ -12,7 +12,9 @@
  *	  fewest system calls a one-outstanding-request protocol can use with
  *	  the sockets API (a reply cannot be sent before its request arrived).
  *
- *	    echo_bench [-c CONNS] [-t SECONDS] [-g GAP_MS] [-q REQ] [-r REP]
+ *	    cc -O2 -D_GNU_SOURCE -o /tmp/echo_bench bench/echo_bench.c
+ *	    /tmp/echo_bench [-c CONNS] [-t SECONDS] [-g GAP_MS] [-q REQ] [-r REP]
+ *	    (bench/run_ingest.sh builds and runs it)
  *	    defaults: 10000 connections, 5 s, no gap, 20-byte requests (4 FE +
  *	    a 16-byte read), 36-byte replies (an energy-block reply)
  *
@@ -179,8 +181,8 @@ parse_args(int argc, char **argv)
 				usage();
 		}
 	}
-	if (optind < argc || conns < 1 || secs < 1 || gap_ms < 0 ||
-	    req_len < 1 || req_len > MAX_MSG || rep_len < 1 || rep_len > MAX_MSG)
+	if (optind < argc || conns < 1 || secs < 1 || gap_ms < 0 || req_len < 1 ||
+	    req_len > MAX_MSG || rep_len < 1 || rep_len > MAX_MSG)
 		usage();
 }
 
