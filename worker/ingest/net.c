@@ -216,36 +216,6 @@ meter_has_work(const meter *m)
 	return m->poll != NULL || command_has_work(m);
 }
 
-void
-net_enqueue(meter *m, bool urgent)
-{
-	conn *c = m->conn;
-
-	if (c == NULL || c->state == CS_CLOSED)
-		return;
-	if (!(m->flags & M_QUEUED))
-	{
-		m->flags |= M_QUEUED;
-		m->next_work = NULL;
-		if (urgent)
-		{
-			m->next_work = c->work_head;
-			c->work_head = m;
-			if (c->work_tail == NULL)
-				c->work_tail = m;
-		}
-		else
-		{
-			if (c->work_tail)
-				c->work_tail->next_work = m;
-			else
-				c->work_head = m;
-			c->work_tail = m;
-		}
-	}
-	conn_kick(c);
-}
-
 static meter *
 work_pop(conn *c)
 {
@@ -282,6 +252,38 @@ work_remove(conn *c, meter *m)
 	}
 	m->next_work = NULL;
 	m->flags &= (uint8_t) ~M_QUEUED;
+}
+
+void
+net_enqueue(meter *m, bool urgent)
+{
+	conn *c = m->conn;
+
+	if (c == NULL || c->state == CS_CLOSED)
+		return;
+	if (urgent && (m->flags & M_QUEUED) && c->work_head != m)
+		work_remove(c, m); /* a command jumps the other meters' polls */
+	if (!(m->flags & M_QUEUED))
+	{
+		m->flags |= M_QUEUED;
+		m->next_work = NULL;
+		if (urgent)
+		{
+			m->next_work = c->work_head;
+			c->work_head = m;
+			if (c->work_tail == NULL)
+				c->work_tail = m;
+		}
+		else
+		{
+			if (c->work_tail)
+				c->work_tail->next_work = m;
+			else
+				c->work_head = m;
+			c->work_tail = m;
+		}
+	}
+	conn_kick(c);
 }
 
 static void

@@ -37,7 +37,6 @@ struct poll_state
 };
 
 static poll_state *free_polls; /* ended polls, reused: no malloc per poll */
-static int polls_active;
 
 static const uint32_t energy_dis[] = {DLT645_DI_FORWARD_ACTIVE_BLOCK,
                                       DLT645_DI_STATUS_WORD_3};
@@ -225,7 +224,8 @@ poll_start(meter *m, int64_t sim_now)
 	memset(p, 0, sizeof(*p));
 	p->r.read_at = sim_now;
 	m->poll = p;
-	polls_active++;
+	if (++G.stats.polls_in_progress > G.stats.polls_in_progress_max)
+		G.stats.polls_in_progress_max = G.stats.polls_in_progress;
 	G.stats.polls_started++;
 	net_enqueue(m, false);
 }
@@ -248,7 +248,7 @@ poller_run(int64_t now)
 			continue;
 		}
 		if (m->conn && !m->poll && !G.stopping &&
-		    polls_active >= G.opts.poll_window)
+		    G.stats.polls_in_progress >= (uint64_t) G.opts.poll_window)
 			return now + WINDOW_US; /* the poll stays due, on top */
 		if (m->conn == NULL)
 			G.stats.polls_skipped++;
@@ -282,7 +282,7 @@ poll_end(meter *m)
 	m->poll->next_free = free_polls;
 	free_polls = m->poll;
 	m->poll = NULL;
-	polls_active--;
+	G.stats.polls_in_progress--;
 }
 
 void

@@ -43,7 +43,8 @@ relay_command_claimed(meter *m)
 bool
 relay_read_due(meter *m, int64_t energy_wh)
 {
-	bool moved = m->last_energy_wh != NO_ENERGY && energy_wh != m->last_energy_wh;
+	bool moved =
+	    m->last_energy_wh != NO_ENERGY && energy_wh != m->last_energy_wh;
 
 	m->last_energy_wh = energy_wh;
 	if (m->polls_since_sw3 < UINT8_MAX)
