@@ -17,6 +17,8 @@
 #   3. 20,000 idle connections: daemon RSS per connection beyond its base,
 #      against the 2 KiB budget
 # SMOKE: 1,000 meters for 5 s, 2,000 connections.
+# INGEST_PER_GATEWAY=K: the meters of (1) behind gateways of K meters each
+# (one socket per gateway, requests serialised on it) instead of direct.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DB=${BENCH_DB:-prepaid_bench}_ingest
@@ -46,11 +48,13 @@ port() {
 		(echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
-fresh_db() {
+PER_GW=${INGEST_PER_GATEWAY:-0}
+fresh_db() { # fresh_db METERS [PER_GATEWAY]
 	psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 	q -c "SET client_min_messages = warning" -c "CREATE EXTENSION pg_prepaid CASCADE" \
 		-c "UPDATE prepaid.job SET enabled = false" >/dev/null
-	q -v meters="$1" -v gateways=0 -v per_gateway=0 -v prepaid=0 \
+	local k=${2:-0}
+	q -v meters="$1" -v gateways=$((k > 0 ? $1 / k : 0)) -v per_gateway="$k" -v prepaid=0 \
 		-f "$ROOT/tests/tap/ingest_fleet.sql" >/dev/null
 	q -c "VACUUM ANALYZE" >/dev/null
 }
@@ -98,7 +102,7 @@ echo "$floor_gap"
 read -r floor_rate floor_cpu <<<"$(awk '{for (i = 1; i < NF; i++) {if ($(i + 1) == "exchanges/s") r = $i; if ($i == "both") c = $(i + 1)}} END {print r, c}' <<<"$floor_gap")"
 
 # --- 1 + 2: throughput under load, command latency under load ------------
-fresh_db "$METERS"
+fresh_db "$METERS" "$PER_GW"
 P=$(port)
 SP=$(port)
 T=$(date -u -d '-40 days' +%Y-%m-%dT%H:%M:%SZ)
@@ -147,9 +151,9 @@ copy_ms=$(q -c "\\timing on" -c "\\copy prepaid.reading (property_id, meter_id, 
 copied=$(q -c "SELECT count(*) FROM prepaid.reading")
 awk -v r="$rows" -v s="$secs" -v n="$copied" -v ms="$copy_ms" -v m="$METERS" -v tot="$total" \
 	-v ic=$((icpu1 - icpu0)) -v sc=$((scpu1 - scpu0)) -v fo=$((fo1 - fo0)) -v rt=$((rt1 - rt0)) \
-	-v fr="$floor_rate" -v fc="$floor_cpu" -v cores="$(nproc)" 'BEGIN {
+	-v fr="$floor_rate" -v fc="$floor_cpu" -v cores="$(nproc)" -v gw="$PER_GW" 'BEGIN {
 	e2e = r / s; raw = n / (ms / 1000); k = fo / rt;
-	printf "ingest: %d readings committed in %.1f s = %.0f readings/s end to end (%d meters over TCP, poll energy; run total %d rows); ", r, s, e2e, m, tot;
+	printf "ingest: %d readings committed in %.1f s = %.0f readings/s end to end (%d meters over TCP%s, poll energy; run total %d rows); ", r, s, e2e, m, (gw > 0 ? sprintf(", %d per gateway", gw) : ""), tot;
 	printf "raw COPY of the same %d rows into prepaid.reading %.0f rows/s; ratio %.2f [targets: >= 100000/s, >= 0.50]\n", n, raw, e2e / raw;
 	printf "ingest CPU per reading: daemon %.1f us, simulator %.1f us (%d readings taken in the window, %.2f exchanges per reading)\n", ic / rt, sc / rt, rt, k;
 	printf "ingest bound on %d cores: floor %.0f exchanges/s at %.1f us CPU each (both ends) -> at most %.0f readings/s with no database, ", cores, fr, fc, cores * 1e6 / (k * fc);
