@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")"
 source ./ingest_lib.sh
-echo "1..11"
+echo "1..12"
 setup_db prepaid_ing44 12 2 5 0 # 1-2 direct, 3-7 behind GW0001, 8-12 behind GW0002
 PORT=$(free_tcp_port)
 SPORT=$(free_tcp_port)
@@ -40,6 +40,12 @@ res=$(q -c "SELECT count(*) || '/' || count(*) FILTER (WHERE relay_open = false)
 ok $? "a meter whose register does not move has status word 3 read at every poll (readings / relay closed: $res)"
 [ "$(stat polls_status_skipped)" -gt 0 ]
 ok $? "the skipped status reads are counted (polls_status_skipped)"
+# six meters answering every second for 25 s and more: each is reported as
+# seen once (meter.last_seen is written at most once a minute anyway)
+seen=$(stat meters_seen_reported)
+[ "$seen" -ge 6 ] && [ "$seen" -le 12 ] && \
+	[ "$(q -c "SELECT count(*) FROM prepaid.meter WHERE meter_id IN (1, 3, 4, 5, 6, 7) AND last_seen IS NOT NULL")" = 6 ]
+ok $? "meters are reported as seen at most once a minute, and meter.last_seen is set ($seen reports for 6 meters)"
 
 q -c "SELECT prepaid.command_queue(1, 'relay_open')" >/dev/null
 wait_for 15 "SELECT status = 'acknowledged' FROM prepaid.command WHERE meter_id = 1 AND kind = 'relay_open'"

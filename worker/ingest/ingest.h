@@ -51,16 +51,17 @@ struct meter
 {
 	int64_t meter_id;
 	int64_t property_id;
-	int64_t gateway_id;     /* 0: direct */
-	int64_t interval_us;    /* read interval, simulated time */
-	int64_t due_mono;       /* next poll (CLOCK_MONOTONIC us) */
-	int64_t last_energy_wh; /* register at the previous poll, -1 none */
-	conn *conn;             /* current connection (direct or gateway) */
-	meter *next_work;       /* the connection's work queue */
-	meter *next_presence;   /* presence flush list */
-	poll_state *poll;       /* poll in progress, NULL otherwise */
-	command *cmds;          /* commands claimed for this meter (FIFO) */
-	uint32_t addr_next;     /* hash chains (index + 1, 0 = end) */
+	int64_t gateway_id;       /* 0: direct */
+	int64_t interval_us;      /* read interval, simulated time */
+	int64_t due_mono;         /* next poll (CLOCK_MONOTONIC us) */
+	int64_t last_energy_wh;   /* register at the previous poll, -1 none */
+	int64_t seen_reported_us; /* last reported as seen (monotonic), 0 never */
+	conn *conn;               /* current connection (direct or gateway) */
+	meter *next_work;         /* the connection's work queue */
+	meter *next_presence;     /* presence flush list */
+	poll_state *poll;         /* poll in progress, NULL otherwise */
+	command *cmds;            /* commands claimed for this meter (FIFO) */
+	uint32_t addr_next;       /* hash chains (index + 1, 0 = end) */
 	uint32_t id_next;
 	int32_t heap_pos; /* poll heap position, -1 if none */
 	uint32_t index;   /* position in the meters array */

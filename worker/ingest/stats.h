@@ -16,6 +16,7 @@
 	X(connections_replaced, "older sockets closed by a newer one")            \
 	X(meters_connected, "meters reachable now")                               \
 	X(gateways_connected, "gateways connected now")                           \
+	X(meters_seen_reported, "meters reported as seen (once a minute each)")   \
 	X(frames_in, "good frames received")                                      \
 	X(frames_out, "frames sent")                                              \
 	X(bytes_in, "bytes received")                                             \
