@@ -14,7 +14,7 @@ PORT=$(free_tcp_port)
 SPORT=$(free_tcp_port)
 
 "$INGEST" --help >"$WORK/help.txt"
-missing=$(for o in listen dsn name max-connections poll batch-size batch-delay max-buffer spool-dir \
+missing=$(for o in listen dsn name max-connections poll status-every poll-window batch-size batch-delay max-buffer spool-dir \
 	spool-sync time-scale time-start replay request-timeout ident-wait idle-timeout command-poll \
 	reload-interval password operator config log-level stats-interval stats-port; do
 	grep -q -- "--$o" "$WORK/help.txt" || echo "$o"; done)

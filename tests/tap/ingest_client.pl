@@ -6,7 +6,11 @@
 #   ingest_client.pl mute PORT ADDR [SECONDS]   a meter that answers only
 #       read-address (commands to it stay unanswered)
 #   ingest_client.pl gateway PORT SERIAL SECONDS ADDR...   the same for
-#       several meters behind one registered gateway socket
+#       several meters behind one registered gateway socket; an address
+#       written =ADDR is a meter without load (its register never moves)
+#   environment DELAY_MS: wait that long before each reply (a slow radio
+#       link; requests are answered one after the other); CONTROL_LOG=FILE:
+#       append "ADDR N1 valid-until" (20YY-MM-DD hh:mm:ss) per 0x1C frame
 #   ingest_client.pl frame ADDR CTRL HEXDATA   print one frame (hex; data plain)
 #   ingest_client.pl raw PORT HEX [MS]   send bytes, print what comes back
 #       (hex) until the peer closes or MS (default 2000) pass; exit 0 if the
@@ -57,7 +61,7 @@ sub answer {
 	if ($ctrl == 0x11) {
 		my $di = join '', map { sprintf "%02X", ord } reverse split //, substr($data, 0, 4);
 		if ($di eq '0001FF00') {
-			$m->{energy} += 1 unless $m->{open};
+			$m->{energy} += 1 unless $m->{open} || $m->{still};
 			return frame($addr, 0x91, di_bytes($di) . bcd($m->{energy}, 4) . bcd(0, 4) x 4);
 		}
 		if ($di eq '04000503') {
@@ -67,6 +71,11 @@ sub answer {
 	}
 	if ($ctrl == 0x1C) {
 		my $n1 = ord substr($data, 8, 1);
+		if ($ENV{CONTROL_LOG} && open my $log, '>>', $ENV{CONTROL_LOG}) {
+			my @t = map { sprintf '%02X', ord substr($data, $_, 1) } 10 .. 15;	# ss mm hh DD MM YY
+			printf $log "%s %02X 20%s-%s-%s %s:%s:%s\n", $addr, $n1, @t[5, 4, 3, 2, 1, 0];
+			close $log;
+		}
 		$m->{open} = 1 if $n1 == 0x1A;
 		$m->{open} = 0 if $n1 == 0x1C;
 		return frame($addr, 0x9C, '');
@@ -82,7 +91,12 @@ sub serve {
 		my $n = sysread($sock, my $chunk, 65536);
 		return unless $n;
 		$buf .= $chunk;
-		for my $f (frames(\$buf)) { my $r = answer(@$f); syswrite($sock, $r) if length $r }
+		for my $f (frames(\$buf)) {
+			my $r = answer(@$f);
+			next unless length $r;
+			select(undef, undef, undef, $ENV{DELAY_MS} / 1000) if $ENV{DELAY_MS};
+			syswrite($sock, $r);
+		}
 	}
 }
 
@@ -101,7 +115,10 @@ if ($mode eq 'meter' || $mode eq 'mute') {
 	serve($connect->(), $seconds // 3600);
 } elsif ($mode eq 'gateway') {
 	my ($serial, $seconds, @addrs) = @ARGV;
-	$meter{$_} = { energy => 200000, open => 0 } for @addrs;
+	for (@addrs) {
+		my $still = s/^=//;
+		$meter{$_} = { energy => 200000, open => 0, still => $still };
+	}
 	my $s = $connect->();
 	syswrite($s, qq({"type":"register","gateway":"$serial","imei":"860000000000001"}\n));
 	serve($s, $seconds);

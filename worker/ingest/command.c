@@ -30,6 +30,7 @@
 #include "log.h"
 #include "meters.h"
 #include "net.h"
+#include "relay.h"
 
 #define READBACK_TRIES    3
 #define READBACK_DELAY_US 1000000
@@ -62,6 +63,8 @@ struct command
 	int64_t created_us; /* realtime, from the database clock */
 	int64_t not_before; /* monotonic: next read-back */
 	int64_t ack_us;     /* INSERT of the command -> the meter's reply */
+	int64_t claimed_us; /* INSERT -> the claim reached the daemon */
+	int64_t sent_us;    /* INSERT -> the command frame was written */
 	int attempts;
 	int tz_offset_s;
 	uint32_t di;
@@ -147,8 +150,11 @@ record(meter *m, command *c, const char *status, const char *reply,
 
 		if (len > 2)
 			json_append(reply, len - 1);
-		n = snprintf(head, sizeof(head), "%s\"ack_ms\": %.3f}",
-		             len > 2 ? ", " : "{", c->ack_us / 1000.0);
+		n = snprintf(head, sizeof(head),
+		             "%s\"ack_ms\": %.3f, \"claimed_ms\": %.3f, \"sent_ms\": "
+		             "%.3f}",
+		             len > 2 ? ", " : "{", c->ack_us / 1000.0,
+		             c->claimed_us / 1000.0, c->sent_us / 1000.0);
 		json_append(head, (size_t) n);
 	}
 	else
@@ -271,6 +277,7 @@ take_claimed(const PGresult *res)
 		snprintf(c->value, sizeof(c->value), "%s", PQgetvalue(res, i, 6));
 		c->tz_offset_s = atoi(PQgetvalue(res, i, 7));
 		c->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+		c->claimed_us = realtime_us() - c->created_us;
 		c->phase = (is_control(c) && c->attempts > 1) ? P_CHECK : P_SEND;
 		if (m == NULL || m->conn == NULL)
 		{
@@ -285,6 +292,8 @@ take_claimed(const PGresult *res)
 		for (tail = &m->cmds; *tail; tail = &(*tail)->next)
 			;
 		*tail = c;
+		if (is_control(c))
+			relay_command_claimed(m);
 		net_enqueue(m, true);
 	}
 }
@@ -406,6 +415,21 @@ meter_local_time(const command *c, int64_t plus_s, dlt645_datetime *t)
 	t->weekday = (uint8_t) tm.tm_wday;
 }
 
+/*
+ * How long a control command stays valid on the meter (N3..N8): an hour of
+ * the meter's clock, or twice the request timeout when the clock runs
+ * faster than that (accelerated time), so a command is never refused as
+ * expired for having waited one request on its socket.
+ */
+static int64_t
+valid_for_s(void)
+{
+	int64_t s =
+	    (int64_t) G.opts.request_timeout_ms * 2 / 1000 * G.opts.time_scale;
+
+	return s > 3600 ? s : 3600;
+}
+
 /* "123.45" -> (12345, 2). */
 static bool
 parse_decimal(const char *s, dlt645_value *v)
@@ -493,6 +517,8 @@ command_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func,
 			*di = DLT645_DI_STATUS_WORD_3;
 			return dlt645_build_read(buf, cap, 4, m->addr, *di);
 		}
+		if (c->sent_us == 0)
+			c->sent_us = realtime_us() - c->created_us;
 		switch (c->kind)
 		{
 			case K_RELAY_OPEN:
@@ -503,7 +529,7 @@ command_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func,
 			{
 				dlt645_datetime until;
 
-				meter_local_time(c, 3600, &until);
+				meter_local_time(c, valid_for_s(), &until);
 				*func = DLT645_FN_CONTROL;
 				*di = 0;
 				return dlt645_build_control(
@@ -646,6 +672,8 @@ readback_reply(meter *m, command *c, const dlt645_message *msg)
 		return;
 	}
 	open = (v.num & DLT645_SW3_RELAY_OPEN) != 0;
+	relay_note(m, v.num);
+	m->flags |= M_SW3_DUE; /* the next poll reads it for its reading */
 	match = state_matches(c, v.num);
 	snprintf(reply, sizeof(reply),
 	         "{\"status_word_3\": %lld, \"relay_open\": %s, \"keep_power\": "

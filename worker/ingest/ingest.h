@@ -26,6 +26,7 @@ typedef struct command command;
 typedef enum ev_kind
 {
 	EV_LISTEN,
+	EV_METERS, /* the meter sockets' own epoll set (net.c) */
 	EV_CONN,
 	EV_SIGNAL,
 	EV_PG,
@@ -44,20 +45,23 @@ typedef struct evsrc
 #define M_QUEUED   0x08 /* on its connection's work queue */
 #define M_POLL_DUE 0x10 /* a poll is due and waits for the connection */
 #define M_PRESENCE 0x20 /* on the presence list */
+#define M_SW3_DUE  0x40 /* a relay command since status word 3 was read */
 
 struct meter
 {
 	int64_t meter_id;
 	int64_t property_id;
-	int64_t gateway_id;   /* 0: direct */
-	int64_t interval_us;  /* read interval, simulated time */
-	int64_t due_mono;     /* next poll (CLOCK_MONOTONIC us) */
-	conn *conn;           /* current connection (direct or gateway) */
-	meter *next_work;     /* the connection's work queue */
-	meter *next_presence; /* presence flush list */
-	poll_state *poll;     /* poll in progress, NULL otherwise */
-	command *cmds;        /* commands claimed for this meter (FIFO) */
-	uint32_t addr_next;   /* hash chains (index + 1, 0 = end) */
+	int64_t gateway_id;       /* 0: direct */
+	int64_t interval_us;      /* read interval, simulated time */
+	int64_t due_mono;         /* next poll (CLOCK_MONOTONIC us) */
+	int64_t last_energy_wh;   /* register at the previous poll, -1 none */
+	int64_t seen_reported_us; /* last reported as seen (monotonic), 0 never */
+	conn *conn;               /* current connection (direct or gateway) */
+	meter *next_work;         /* the connection's work queue */
+	meter *next_presence;     /* presence flush list */
+	poll_state *poll;         /* poll in progress, NULL otherwise */
+	command *cmds;            /* commands claimed for this meter (FIFO) */
+	uint32_t addr_next;       /* hash chains (index + 1, 0 = end) */
 	uint32_t id_next;
 	int32_t heap_pos; /* poll heap position, -1 if none */
 	uint32_t index;   /* position in the meters array */
@@ -66,6 +70,8 @@ struct meter
 	uint8_t phase;
 	uint8_t flags;
 	uint8_t presence_connected; /* state last reported (1 connected) */
+	uint8_t relay;           /* RELAY_* (relay.h): status word 3 last read */
+	uint8_t polls_since_sw3; /* energy polls since it was read */
 };
 
 struct gateway

@@ -34,7 +34,7 @@
 #include "replay.h"
 #include "report.h"
 
-#define MAX_EVENTS     1024
+#define MAX_EVENTS     64 /* sessions, signals, listening sockets, meters */
 #define DRAIN_LIMIT_US (30LL * 1000000)
 
 ingest_state G;
@@ -267,6 +267,7 @@ dispatch(struct epoll_event *e)
 	switch (src->kind)
 	{
 		case EV_LISTEN:
+		case EV_METERS:
 		case EV_CONN:
 			net_event(src, e->events);
 			break;
@@ -424,8 +425,13 @@ main(int argc, char **argv)
 			break;
 		}
 		G.now_mono = mono_us();
+		/* the meter sockets last: sessions and signals never wait for them */
 		for (int i = 0; i < n; i++)
-			dispatch(&events[i]);
+			if (((evsrc *) events[i].data.ptr)->kind != EV_METERS)
+				dispatch(&events[i]);
+		for (int i = 0; i < n; i++)
+			if (((evsrc *) events[i].data.ptr)->kind == EV_METERS)
+				dispatch(&events[i]);
 		batch_spool_flush();
 		net_reap();
 	}

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "net.h"
 #include "poller.h"
+#include "relay.h"
 
 meter **meters;
 uint32_t n_meters;
@@ -290,6 +291,7 @@ apply_meters(const PGresult *r)
 			m = xcalloc(1, sizeof(meter));
 			m->meter_id = id;
 			m->heap_pos = -1;
+			relay_forget(m);
 			m->index = n_meters;
 			meters[n_meters++] = m;
 		}

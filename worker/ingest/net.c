@@ -7,6 +7,12 @@
  *	  Timeouts use two intrusive lists kept in deadline order without
  *	  sorting: requests all share one timeout (append = sorted), and the
  *	  idle list is ordered by the last received byte.
+ *
+ *	  The meter sockets are in an epoll set of their own, itself one source
+ *	  of the main loop's set: each loop turn handles the PostgreSQL
+ *	  sessions and signals first and then at most METER_BURST meter
+ *	  events, so a command's claim or a NOTIFY never waits behind
+ *	  thousands of poll replies.
  */
 #include "net.h"
 
@@ -27,6 +33,7 @@
 #include "log.h"
 #include "meters.h"
 #include "poller.h"
+#include "relay.h"
 #include "report.h"
 
 #define OUT_CAP        1024 /* unsent bytes a slow socket may hold */
@@ -35,9 +42,12 @@
 #define ACCEPT_BURST   512
 #define MAX_TIMEOUTS   3 /* consecutive request timeouts close a socket */
 #define FRAME_PREAMBLE 4
+#define METER_BURST    256 /* meter socket events per loop turn */
 
 static evsrc listen_ev = {EV_LISTEN};
+static evsrc meters_ev = {EV_METERS};
 static int listen_fd = -1;
+static int meter_epfd = -1;
 static uint8_t read_buf[READ_BUF];
 static conn *t_head, *t_tail; /* requests in flight and ident waits */
 static conn *i_head, *i_tail; /* every open connection by last_rx */
@@ -134,7 +144,7 @@ set_events(conn *c, bool want_out)
 	                                   (want_out ? EPOLLOUT : 0),
 	                         .data.ptr = &c->ev};
 
-	epoll_ctl(G.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	epoll_ctl(meter_epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 static bool
@@ -206,36 +216,6 @@ meter_has_work(const meter *m)
 	return m->poll != NULL || command_has_work(m);
 }
 
-void
-net_enqueue(meter *m, bool urgent)
-{
-	conn *c = m->conn;
-
-	if (c == NULL || c->state == CS_CLOSED)
-		return;
-	if (!(m->flags & M_QUEUED))
-	{
-		m->flags |= M_QUEUED;
-		m->next_work = NULL;
-		if (urgent)
-		{
-			m->next_work = c->work_head;
-			c->work_head = m;
-			if (c->work_tail == NULL)
-				c->work_tail = m;
-		}
-		else
-		{
-			if (c->work_tail)
-				c->work_tail->next_work = m;
-			else
-				c->work_head = m;
-			c->work_tail = m;
-		}
-	}
-	conn_kick(c);
-}
-
 static meter *
 work_pop(conn *c)
 {
@@ -272,6 +252,38 @@ work_remove(conn *c, meter *m)
 	}
 	m->next_work = NULL;
 	m->flags &= (uint8_t) ~M_QUEUED;
+}
+
+void
+net_enqueue(meter *m, bool urgent)
+{
+	conn *c = m->conn;
+
+	if (c == NULL || c->state == CS_CLOSED)
+		return;
+	if (urgent && (m->flags & M_QUEUED) && c->work_head != m)
+		work_remove(c, m); /* a command jumps the other meters' polls */
+	if (!(m->flags & M_QUEUED))
+	{
+		m->flags |= M_QUEUED;
+		m->next_work = NULL;
+		if (urgent)
+		{
+			m->next_work = c->work_head;
+			c->work_head = m;
+			if (c->work_tail == NULL)
+				c->work_tail = m;
+		}
+		else
+		{
+			if (c->work_tail)
+				c->work_tail->next_work = m;
+			else
+				c->work_head = m;
+			c->work_tail = m;
+		}
+	}
+	conn_kick(c);
 }
 
 static void
@@ -350,6 +362,7 @@ meter_attach(meter *m, conn *c)
 	if (m->conn)
 		net_detach_meter(m);
 	m->conn = c;
+	relay_forget(m); /* read status word 3 at the first poll */
 	G.stats.meters_connected++;
 	report_connection(m);
 	command_claim_soon();
@@ -488,7 +501,7 @@ conn_close(conn *c, const char *why)
 	}
 	t_unlink(c);
 	i_unlink(c);
-	epoll_ctl(G.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(meter_epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
 	open_count--;
@@ -874,7 +887,7 @@ accept_all(void)
 		dlt645_stream_init(&c->stream);
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.ptr = &c->ev;
-		if (epoll_ctl(G.epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+		if (epoll_ctl(meter_epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
 		{
 			close(fd);
 			free(c);
@@ -897,6 +910,14 @@ net_listen(void)
 	struct sockaddr_in sa;
 	int one = 1;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_ev};
+	struct epoll_event mev = {.events = EPOLLIN, .data.ptr = &meters_ev};
+
+	meter_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (meter_epfd < 0 || epoll_ctl(G.epfd, EPOLL_CTL_ADD, meter_epfd, &mev))
+	{
+		log_error("epoll: %s", strerror(errno));
+		exit(1);
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
@@ -941,17 +962,9 @@ net_stop_listening(void)
 	}
 }
 
-void
-net_event(evsrc *ev, uint32_t events)
+static void
+conn_event(conn *c, uint32_t events)
 {
-	conn *c;
-
-	if (ev->kind == EV_LISTEN)
-	{
-		accept_all();
-		return;
-	}
-	c = (conn *) ev;
 	if (c->state == CS_CLOSED)
 		return;
 	if ((events & EPOLLOUT) && c->out_len)
@@ -959,6 +972,23 @@ net_event(evsrc *ev, uint32_t events)
 	if (c->state != CS_CLOSED &&
 	    (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
 		conn_readable(c);
+}
+
+void
+net_event(evsrc *ev, uint32_t events)
+{
+	struct epoll_event evs[METER_BURST];
+	int n;
+
+	(void) events;
+	if (ev->kind == EV_LISTEN)
+	{
+		accept_all();
+		return;
+	}
+	n = epoll_wait(meter_epfd, evs, METER_BURST, 0);
+	for (int i = 0; i < n; i++)
+		conn_event((conn *) evs[i].data.ptr, evs[i].events);
 }
 
 /* --- timers --------------------------------------------------------------- */

@@ -13,6 +13,9 @@
 
 extern void net_listen(void);
 extern void net_stop_listening(void);
+
+/* The listening socket, or the meter sockets' set: handles at most a
+ * burst of their events (the main loop calls it after its other events). */
 extern void net_event(evsrc *ev, uint32_t events);
 
 /* Puts a meter with work (a poll or a command) on its connection's queue

@@ -37,10 +37,23 @@ static const char usage_text[] =
     "                           (default 100000)\n"
     "\n"
     "Readings\n"
-    "  --poll=energy|full       energy: energy block + status word 3;\n"
+    "  --poll=energy|full       energy: energy block (+ status word 3, "
+    "below);\n"
     "                           full: also voltage, current, power, PF,\n"
     "                           frequency, demand and the meter clock "
     "(default)\n"
+    "  --status-every=N         energy polls read status word 3 when the "
+    "relay\n"
+    "                           is open or unknown, when the register did "
+    "not\n"
+    "                           move, after a relay command, and at least\n"
+    "                           every N-th poll (default 10; 1 = every poll)\n"
+    "  --poll-window=N          polls in progress at once at most (default\n"
+    "                           1000): due polls beyond it wait, so queues "
+    "stay\n"
+    "                           short and commands are not delayed behind "
+    "polls;\n"
+    "                           raise it if polls/s x round trip nears it\n"
     "  --batch-size=N           readings per COPY batch (default 5000)\n"
     "  --batch-delay=MS         flush a batch at most MS after its first\n"
     "                           reading (default 500)\n"
@@ -86,10 +99,9 @@ static const char usage_text[] =
     "  --config=FILE            read options from FILE: one \"name = value\"\n"
     "                           per line (names as the long options, # "
     "comments);\n"
-    "                           SIGHUP re-reads log-level, batch-size, "
-    "batch-delay,\n"
-    "                           request-timeout, idle-timeout, "
-    "command-poll,\n"
+    "                           SIGHUP re-reads log-level, status-every,\n"
+    "                           poll-window, batch-size, batch-delay,\n"
+    "                           request-timeout, idle-timeout, command-poll,\n"
     "                           reload-interval and stats-interval from it\n"
     "  --log-level=LEVEL        error, warn, info (default) or debug\n"
     "  --stats-interval=S       write counters to prepaid.ingest_stats (5)\n"
@@ -160,6 +172,8 @@ enum
 	O_NAME,
 	O_MAXCONN,
 	O_POLL,
+	O_STATUS_EVERY,
+	O_POLL_WINDOW,
 	O_BATCH_SIZE,
 	O_BATCH_DELAY,
 	O_MAX_BUFFER,
@@ -189,6 +203,8 @@ static const struct option long_opts[] = {
     {"name", required_argument, NULL, O_NAME},
     {"max-connections", required_argument, NULL, O_MAXCONN},
     {"poll", required_argument, NULL, O_POLL},
+    {"status-every", required_argument, NULL, O_STATUS_EVERY},
+    {"poll-window", required_argument, NULL, O_POLL_WINDOW},
     {"batch-size", required_argument, NULL, O_BATCH_SIZE},
     {"batch-delay", required_argument, NULL, O_BATCH_DELAY},
     {"max-buffer", required_argument, NULL, O_MAX_BUFFER},
@@ -240,7 +256,8 @@ reloadable(int c)
 {
 	return c == O_LOG_LEVEL || c == O_BATCH_SIZE || c == O_BATCH_DELAY ||
 	       c == O_REQ_TIMEOUT || c == O_IDLE_TIMEOUT || c == O_CMD_POLL ||
-	       c == O_RELOAD || c == O_STATS_INTERVAL;
+	       c == O_RELOAD || c == O_STATS_INTERVAL || c == O_STATUS_EVERY ||
+	       c == O_POLL_WINDOW;
 }
 
 int
@@ -359,6 +376,12 @@ apply(int c, const char *arg, ingest_opts *o)
 				bad_option();
 			}
 			break;
+		case O_STATUS_EVERY:
+			o->status_every = (int) num_arg("status-every", arg, 1, 255);
+			break;
+		case O_POLL_WINDOW:
+			o->poll_window = (int) num_arg("poll-window", arg, 1, 10000000);
+			break;
 		case O_BATCH_SIZE:
 			o->batch_size = (int) num_arg("batch-size", arg, 1, 1000000);
 			break;
@@ -470,6 +493,8 @@ opts_parse(int argc, char **argv, ingest_opts *o)
 	o->batch_delay_ms = 500;
 	o->max_buffer = 1000000;
 	o->poll = POLL_FULL;
+	o->status_every = 10;
+	o->poll_window = 1000;
 	o->time_scale = 1;
 	o->request_timeout_ms = 5000;
 	o->ident_wait_ms = 300;

@@ -26,6 +26,8 @@ typedef struct ingest_opts
 	int batch_delay_ms;
 	long max_buffer; /* readings buffered before polls are held back */
 	poll_mode poll;
+	int status_every; /* energy polls read status word 3 at least this often */
+	int poll_window;  /* polls in progress at once at most */
 	int64_t time_scale;
 	int64_t time_start_us;       /* simulated start; 0 = now */
 	const char *time_start_text; /* as given (T or T@W) */

@@ -4,26 +4,39 @@
  *	  polls (see poller.h). Slots are staggered by meter id: meter m is read
  *	  at k x interval + offset(m) in simulated time, offset a hash of its
  *	  id, so polls spread evenly and a restart keeps each meter's slot.
+ *	  An energy poll reads status word 3 after the energy block only when
+ *	  relay.c says so; otherwise it is one exchange.
+ *
+ *	  At most --poll-window polls are in progress at once: a due poll
+ *	  beyond it waits (at the top of the heap) until a poll ends. That
+ *	  bounds the requests queued in the daemon, the network and the meters,
+ *	  so a command sent to a meter is never behind a flood of polls.
  */
 #include "poller.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "batch.h"
 #include "log.h"
 #include "meters.h"
 #include "net.h"
 #include "reading.h"
+#include "relay.h"
 
 /* polls started per loop turn at most: short turns keep command latency low */
-#define RUN_BURST 1000
+#define RUN_BURST 256
 #define RETRY_US  200000 /* a held-back poll is tried again after 0.2 s */
+#define WINDOW_US 10000  /* window full: look again (a reply ends a poll) */
 
 struct poll_state
 {
 	reading r;
 	uint8_t step;
+	poll_state *next_free;
 };
+
+static poll_state *free_polls; /* ended polls, reused: no malloc per poll */
 
 static const uint32_t energy_dis[] = {DLT645_DI_FORWARD_ACTIVE_BLOCK,
                                       DLT645_DI_STATUS_WORD_3};
@@ -195,6 +208,28 @@ poller_schedule_all(void)
 	}
 }
 
+static void
+poll_start(meter *m, int64_t sim_now)
+{
+	poll_state *p = free_polls;
+
+	if (p)
+		free_polls = p->next_free;
+	else if ((p = malloc(sizeof(poll_state))) == NULL)
+	{
+		log_error("out of memory starting a poll");
+		G.stats.polls_failed++;
+		return;
+	}
+	memset(p, 0, sizeof(*p));
+	p->r.read_at = sim_now;
+	m->poll = p;
+	if (++G.stats.polls_in_progress > G.stats.polls_in_progress_max)
+		G.stats.polls_in_progress_max = G.stats.polls_in_progress;
+	G.stats.polls_started++;
+	net_enqueue(m, false);
+}
+
 int64_t
 poller_run(int64_t now)
 {
@@ -212,25 +247,15 @@ poller_run(int64_t now)
 			sift_down(0);
 			continue;
 		}
+		if (m->conn && !m->poll && !G.stopping &&
+		    G.stats.polls_in_progress >= (uint64_t) G.opts.poll_window)
+			return now + WINDOW_US; /* the poll stays due, on top */
 		if (m->conn == NULL)
 			G.stats.polls_skipped++;
 		else if (m->poll || G.stopping)
 			G.stats.polls_delayed++;
 		else
-		{
-			m->poll = calloc(1, sizeof(poll_state));
-			if (m->poll == NULL)
-			{
-				log_error("out of memory starting a poll");
-				G.stats.polls_failed++;
-			}
-			else
-			{
-				m->poll->r.read_at = sim_now;
-				G.stats.polls_started++;
-				net_enqueue(m, false);
-			}
-		}
+			poll_start(m, sim_now);
 		schedule_after(m, sim_now);
 	}
 	return heap_n > 0 ? heap[0].due : INT64_MAX;
@@ -254,8 +279,10 @@ poller_request(meter *m, uint8_t *buf, size_t cap, uint8_t *func, uint32_t *di)
 static void
 poll_end(meter *m)
 {
-	free(m->poll);
+	m->poll->next_free = free_polls;
+	free_polls = m->poll;
 	m->poll = NULL;
+	G.stats.polls_in_progress--;
 }
 
 void
@@ -287,7 +314,20 @@ poller_reply(meter *m, const dlt645_message *msg)
 			return;
 		}
 	}
-	if (++p->step < n)
+	if (dis[p->step] == DLT645_DI_STATUS_WORD_3)
+	{
+		if (p->r.have & R_SW3)
+			relay_note(m, p->r.sw3);
+		else
+			relay_forget(m);
+	}
+	if (++p->step < n && dis[p->step] == DLT645_DI_STATUS_WORD_3 &&
+	    G.opts.poll == POLL_ENERGY && !relay_read_due(m, p->r.energy_wh))
+	{
+		G.stats.polls_status_skipped++;
+		p->step++; /* one exchange: relay_open stays NULL */
+	}
+	if (p->step < n)
 		return;
 	if (p->r.have & R_ENERGY)
 	{

@@ -2,11 +2,12 @@
  * reading.c
  *	  Assembling a reading from read replies and rendering it as COPY text
  *	  (see reading.h). No floating point: every value is an exact integer
- *	  rescaled with dlt645_rescale and printed with dlt645_fixed_format.
+ *	  rescaled with dlt645_rescale and printed with dlt645_fixed_format. No
+ *	  printf per reading either: the polls started in one loop turn share
+ *	  their read_at, whose text is kept from the previous line.
  */
 #include "reading.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "simclock.h"
@@ -147,6 +148,29 @@ put_null(char *p)
 }
 
 static char *
+put_int(char *p, int64_t v)
+{
+	return p + dlt645_fixed_format(v, 0, p, 24);
+}
+
+/* read_at as timestamptz text; the last one is reused. */
+static char *
+put_time(char *p, int64_t us)
+{
+	static int64_t last_us = INT64_MIN;
+	static char text[40];
+	static size_t len;
+
+	if (us != last_us)
+	{
+		len = (size_t) simclock_format(us, text, sizeof(text));
+		last_us = us;
+	}
+	memcpy(p, text, len);
+	return p + len;
+}
+
+static char *
 put_fixed(char *p, bool present, int64_t num, unsigned decimals)
 {
 	if (!present)
@@ -160,16 +184,23 @@ reading_render(const reading *r, const meter *m, char *buf)
 {
 	char *p = buf;
 
-	p += sprintf(p, "%lld\t%lld\t", (long long) m->property_id,
-	             (long long) m->meter_id);
-	p += simclock_format(r->read_at, p, 40);
-	p += sprintf(p, "\t%lld", (long long) r->energy_wh);
+	p = put_int(p, m->property_id);
+	*p++ = '\t';
+	p = put_int(p, m->meter_id);
+	*p++ = '\t';
+	p = put_time(p, r->read_at);
+	*p++ = '\t';
+	p = put_int(p, r->energy_wh);
 	if (r->n_rates > 0)
 	{
 		*p++ = '\t';
 		*p++ = '{';
 		for (int i = 0; i < r->n_rates; i++)
-			p += sprintf(p, "%s%lld", i ? "," : "", (long long) r->rate_wh[i]);
+		{
+			if (i)
+				*p++ = ',';
+			p = put_int(p, r->rate_wh[i]);
+		}
 		*p++ = '}';
 	}
 	else
@@ -184,8 +215,12 @@ reading_render(const reading *r, const meter *m, char *buf)
 	p = put_fixed(p, r->have & R_FREQ, r->freq, 2);
 	p = put_fixed(p, r->have & R_DEMAND, r->demand, 4);
 	if (r->have & R_SW3)
-		p += sprintf(p, "\t{NULL,NULL,%lld}\t%s", (long long) r->sw3,
-		             (r->sw3 & DLT645_SW3_RELAY_OPEN) ? "t" : "f");
+	{
+		memcpy(p, "\t{NULL,NULL,", 12);
+		p = put_int(p + 12, r->sw3);
+		memcpy(p, (r->sw3 & DLT645_SW3_RELAY_OPEN) ? "}\tt" : "}\tf", 3);
+		p += 3;
+	}
 	else
 	{
 		p = put_null(p);

@@ -4,6 +4,9 @@
  *	  session (see report.h). Changes are collected in memory and sent at
  *	  most once a second as one call each, so a burst of connections or a
  *	  steady stream of frames costs a few statements, not one per event.
+ *	  A meter is reported as seen at most once a minute (meter.last_seen
+ *	  is written no more often), so a park polled every few seconds does
+ *	  not send every meter's id every second.
  */
 #include "report.h"
 
@@ -21,6 +24,7 @@
 #define FLUSH_US        1000000
 #define PRUNE_US        (3600LL * 1000000)
 #define BAD_FRAME_BURST 10 /* bad_frame samples per minute */
+#define SEEN_EVERY_US   (60LL * 1000000)
 
 typedef struct strbuf
 {
@@ -131,8 +135,13 @@ presence_mark(meter *m, uint8_t flag)
 void
 report_seen(meter *m)
 {
-	if (!(m->flags & M_SEEN))
-		presence_mark(m, M_SEEN);
+	if ((m->flags & M_SEEN) ||
+	    (m->seen_reported_us &&
+	     G.now_mono - m->seen_reported_us < SEEN_EVERY_US))
+		return;
+	m->seen_reported_us = G.now_mono;
+	G.stats.meters_seen_reported++;
+	presence_mark(m, M_SEEN);
 }
 
 void

@@ -16,6 +16,7 @@
 	X(connections_replaced, "older sockets closed by a newer one")            \
 	X(meters_connected, "meters reachable now")                               \
 	X(gateways_connected, "gateways connected now")                           \
+	X(meters_seen_reported, "meters reported as seen (once a minute each)")   \
 	X(frames_in, "good frames received")                                      \
 	X(frames_out, "frames sent")                                              \
 	X(bytes_in, "bytes received")                                             \
@@ -34,6 +35,9 @@
 	X(polls_failed, "polls abandoned (timeout, error, disconnect)")           \
 	X(polls_skipped, "poll slots of meters not connected")                    \
 	X(polls_delayed, "polls held back (writer behind, buffer full, busy)")    \
+	X(polls_status_skipped, "energy polls without status word 3")             \
+	X(polls_in_progress, "polls under way now (at most --poll-window)")       \
+	X(polls_in_progress_max, "most polls under way at once")                  \
 	X(readings_taken, "readings assembled and spooled")                       \
 	X(readings_written, "readings inserted into prepaid.reading")             \
 	X(readings_duplicate, "readings already present (skipped)")               \
