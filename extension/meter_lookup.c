@@ -4,7 +4,7 @@
  *	  sorted list of meters (see meter_lookup.h).
  *
  * A few meters are probed through the primary key. When the list covers a
- * good part of the table (a batch of readings from the whole fleet) the
+ * good part of a large table (a batch of readings from the whole fleet) the
  * table is read once sequentially and each row is matched against a hash of
  * the list, as a hash join would: an index descent costs several times what
  * a row of a sequential scan does.
@@ -24,8 +24,12 @@
 
 #include "meter_lookup.h"
 
-/* a sequential scan when the list has more than 1/SCAN_RATIO of the rows */
+/*
+ * A sequential scan when the list has more than 1/SCAN_RATIO of the rows
+ * (as the planner estimates them) and at least SCAN_MIN meters.
+ */
 #define SCAN_RATIO 6
+#define SCAN_MIN   1000
 
 typedef struct MeterKey
 {
@@ -161,7 +165,7 @@ meter_lookup(Relation heap, Snapshot snapshot, AttrNumber at_col, int n,
 	if (n == 0)
 		return;
 	index = key_index(heap);
-	if (tuples > 0 && (double) n * SCAN_RATIO > tuples)
+	if (n >= SCAN_MIN && tuples > 0 && (double) n * SCAN_RATIO > tuples)
 		lookup_scan(heap, index, snapshot, at_col, n, p, m, rows);
 	else
 		lookup_probe(heap, index, snapshot, at_col, n, p, m, rows);
