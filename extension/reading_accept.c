@@ -137,6 +137,25 @@ attnum_of(TupleDesc desc, const char *name, bool missing_ok)
 
 /* ---- the rows between the row trigger and the statement trigger ---- */
 
+/* The cached attribute numbers still name the key columns. */
+static bool
+key_valid(TupleDesc desc)
+{
+	static const char *const names[3] = {"property_id", "meter_id", "read_at"};
+
+	for (int i = 0; i < 3; i++)
+	{
+		Form_pg_attribute a;
+
+		if (key_att[i] < 1 || key_att[i] > desc->natts)
+			return false;
+		a = TupleDescAttr(desc, key_att[i] - 1);
+		if (a->attisdropped || strcmp(NameStr(a->attname), names[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
 static void
 pending_reset(void)
 {
@@ -209,7 +228,7 @@ prepaid_reading_row(PG_FUNCTION_ARGS)
 		            "trigger");
 	slot = td->tg_trigslot;
 	if (RelationGetRelid(td->tg_relation) != key_relid ||
-	    RelationGetDescr(td->tg_relation) != key_desc)
+	    RelationGetDescr(td->tg_relation) != key_desc || !key_valid(key_desc))
 	{
 		TupleDesc desc = RelationGetDescr(td->tg_relation);
 
@@ -309,9 +328,10 @@ parts_fetch(Parts *parts, const RowKey *k, TupleDesc latest,
 		parts->slot[i] = table_slot_create(parts->rel[i], NULL);
 		column_map(RelationGetDescr(parts->rel[i]), latest, &parts->map[i]);
 	}
+	/* NULL when the row is gone already (deleted by a later trigger) */
 	if (!table_tuple_fetch_row_version(parts->rel[i], (ItemPointer) &k->tid,
-	                                   SnapshotAny, parts->slot[i]))
-		elog(ERROR, "inserted reading not found");
+	                                   SnapshotSelf, parts->slot[i]))
+		return NULL;
 	*map = &parts->map[i];
 	return parts->slot[i];
 }
@@ -529,7 +549,8 @@ prepaid_reading_accept(PG_FUNCTION_ARGS)
 			TupleTableSlot *newest =
 			    parts_fetch(&parts, last, RelationGetDescr(l.rel), &map);
 
-			fast = latest_update(&l, lr->tid, newest, map, first->read_at);
+			fast = newest != NULL &&
+			       latest_update(&l, lr->tid, newest, map, first->read_at);
 		}
 		if (!fast)
 			for (int i = start[g]; i < start[g + 1]; i++)
