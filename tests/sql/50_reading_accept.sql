@@ -7,7 +7,7 @@
 -- statement trigger, inserts into a partition itself, the staged path of
 -- the daemon.
 BEGIN;
-SELECT plan(17);
+SELECT plan(19);
 SET LOCAL timezone = 'UTC';
 
 SELECT prepaid.tariff_put('{"name": "accept-test", "time_zone": "Asia/Shanghai",
@@ -143,6 +143,21 @@ SELECT results_eq(
 	$$SELECT count(*), min(read_at) FROM prepaid.meter_latest WHERE meter_id BETWEEN 603100 AND 603199$$,
 	$$VALUES (100::bigint, '2025-06-02 04:00+08'::timestamptz)$$,
 	'its meters'' meter_latest rows moved');
+
+-- a batch with a row stored already and a row twice: those are skipped
+TRUNCATE ingest_stage;
+INSERT INTO ingest_stage (property_id, meter_id, read_at, energy_wh, voltage_a) VALUES
+	(603, 603100, '2025-06-02 04:00+08', 6100, 230.0),		-- stored by batch 1
+	(603, 603200, '2025-06-02 04:00+08', 6200, 230.0),
+	(603, 603200, '2025-06-02 04:00+08', 6200, 230.0),		-- twice
+	(603, 603201, '2025-06-02 04:00+08', 6201, 230.0);
+SELECT results_eq($$SELECT inserted, duplicate FROM prepaid.ingest_batch_write('test', 2, 4)$$,
+	$$VALUES (2::bigint, false)$$, 'a batch with a stored and a doubled row: the two new readings');
+SELECT results_eq(
+	$$SELECT meter_id, read_at, energy_wh FROM prepaid.meter_latest WHERE meter_id IN (603100, 603200, 603201) ORDER BY 1$$,
+	$$VALUES (603100::bigint, '2025-06-02 04:00+08'::timestamptz, 6100::bigint),
+			 (603200, '2025-06-02 04:00+08', 6200), (603201, '2025-06-02 04:00+08', 6201)$$,
+	'and meter_latest has them once');
 
 SELECT * FROM finish();
 ROLLBACK;
