@@ -208,6 +208,33 @@ CREATE TABLE prepaid.meter_latest (
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE prepaid.meter_latest IS 'newest accepted reading of each meter';
 
+-- The statement that moves meter_latest to the rows of query p_rows (the
+-- columns of prepaid.reading, at most one row per meter): every one when
+-- p_newer_only is false (a rebuild), else those newer than the meter's.
+CREATE FUNCTION prepaid._meter_latest_upsert_sql(p_rows text, p_newer_only boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+	SELECT format($q$
+	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_factor, demand_kw, relay_open, received_at)
+	SELECT n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
+		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
+		   n.demand_kw, n.relay_open, n.received_at
+	  FROM (%1$s) n
+	ON CONFLICT (property_id, meter_id) DO UPDATE
+	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
+		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
+		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
+		   current_b = excluded.current_b, current_c = excluded.current_c,
+		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
+		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
+		   received_at = excluded.received_at
+	 WHERE %2$s$q$, p_rows,
+	CASE WHEN p_newer_only THEN 'excluded.read_at > l.read_at'
+		 ELSE '(l.read_at, l.energy_wh, l.rate_wh) IS DISTINCT FROM '
+			  '(excluded.read_at, excluded.energy_wh, excluded.rate_wh)' END)
+$f$;
+
 -- The insert triggers' SQL path: the rows (given by key, stored already)
 -- of the meters that are not a plain append (extension/reading_accept.c).
 -- Rows at or before a meter's rollup cursor are applied to the rollups
@@ -269,29 +296,14 @@ BEGIN
 	END IF;
 	-- the newest accepted row of each meter, if newer than meter_latest's
 	-- (the rows just moved are gone from prepaid.reading)
-	EXECUTE $q$
-	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
-		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
-		power_factor, demand_kw, relay_open, received_at)
-	SELECT DISTINCT ON (n.property_id, n.meter_id)
-		   n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
-		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
-		   n.demand_kw, n.relay_open, n.received_at
-	  FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS u(p, m, t)
-	  JOIN prepaid.reading n ON n.property_id = u.p AND n.meter_id = u.m AND n.read_at = u.t
-	 WHERE NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
-						  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
-	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
-	ON CONFLICT (property_id, meter_id) DO UPDATE
-	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
-		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
-		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
-		   current_b = excluded.current_b, current_c = excluded.current_c,
-		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
-		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
-		   received_at = excluded.received_at
-	 WHERE excluded.read_at > l.read_at
-	$q$ USING p_property_ids, p_meter_ids, p_read_ats;
+	EXECUTE prepaid._meter_latest_upsert_sql($r$
+		SELECT DISTINCT ON (n.property_id, n.meter_id) n.*
+		  FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS u(p, m, t)
+		  JOIN prepaid.reading n ON n.property_id = u.p AND n.meter_id = u.m AND n.read_at = u.t
+		 WHERE NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
+							  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
+		 ORDER BY n.property_id, n.meter_id, n.read_at DESC$r$, true)
+		USING p_property_ids, p_meter_ids, p_read_ats;
 END
 $$;
 

@@ -292,37 +292,17 @@ BEGIN
 							ORDER BY c.meter_id FOR UPDATE) x;
 	-- meter_latest is each meter's newest stored reading again (loads with
 	-- the triggers disabled, or updated readings, may have left it behind)
-	WITH newest AS MATERIALIZED (
-		SELECT m.property_id, m.meter_id, r.*
-		  FROM prepaid.meter m
-		  LEFT JOIN LATERAL (
-				SELECT r.read_at AS r_at, r.energy_wh, r.rate_wh, r.voltage_a, r.voltage_b,
-					   r.voltage_c, r.current_a, r.current_b, r.current_c, r.power_kw,
-					   r.power_factor, r.demand_kw, r.relay_open, r.received_at
-				  FROM prepaid.reading r
+	DELETE FROM prepaid.meter_latest l
+	 WHERE l.property_id = p_property_id
+	   AND NOT EXISTS (SELECT 1 FROM prepaid.reading r
+						WHERE r.property_id = l.property_id AND r.meter_id = l.meter_id);
+	EXECUTE prepaid._meter_latest_upsert_sql($r$
+		SELECT r.* FROM prepaid.meter m
+		 CROSS JOIN LATERAL (
+				SELECT r.* FROM prepaid.reading r
 				 WHERE r.property_id = m.property_id AND r.meter_id = m.meter_id
-				 ORDER BY r.read_at DESC LIMIT 1) r ON true
-		 WHERE m.property_id = p_property_id),
-	dropped AS (
-		DELETE FROM prepaid.meter_latest l USING newest n
-		 WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id AND n.r_at IS NULL)
-	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
-		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
-		power_factor, demand_kw, relay_open, received_at)
-	SELECT n.property_id, n.meter_id, n.r_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
-		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
-		   n.demand_kw, n.relay_open, n.received_at
-	  FROM newest n WHERE n.r_at IS NOT NULL
-	ON CONFLICT (property_id, meter_id) DO UPDATE
-	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
-		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
-		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
-		   current_b = excluded.current_b, current_c = excluded.current_c,
-		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
-		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
-		   received_at = excluded.received_at
-	 WHERE (l.read_at, l.energy_wh, l.rate_wh) IS DISTINCT FROM
-		   (excluded.read_at, excluded.energy_wh, excluded.rate_wh);
+				 ORDER BY r.read_at DESC LIMIT 1) r
+		 WHERE m.property_id = $1$r$, false) USING p_property_id;
 	-- a cursor past the newest reading (readings deleted with the triggers
 	-- disabled) goes back to it
 	UPDATE prepaid.rollup_cursor c
