@@ -18,9 +18,9 @@
 --   Raw readings every 30 minutes for every meter from local midnight
 --   yesterday until now [the last 24 hours], written slot by slot as the
 --   ingest daemon would (one INSERT of all meters per slot, one transaction
---   each): all but the last 4 [2] slots with the rollup trigger disabled and
---   then rolled up by prepaid.rollup_rebuild() (the real maintenance code),
---   the last slots with the trigger on (timed: ingest with rollups).
+--   each): all but the last 4 [2] slots, then folded into the rollups by one
+--   prepaid.rollup_catch_up() (the rollups job), the last slots each followed
+--   by a catch-up (timed: ingest with rollups).
 --   Before the raw window the rollups themselves are generated set-based
 --   (a month of meter_energy_daily and its meter_energy_monthly, 400 days of
 --   property_energy_hourly), and
@@ -202,17 +202,17 @@ SELECT p.property_id, h,
   FROM (SELECT property_id, count(*) AS n FROM bench.m GROUP BY 1) p
  CROSS JOIN generate_series(date_trunc('hour', :'raw_from'::timestamptz - interval '400 days'),
 							:'raw_from'::timestamptz - interval '1 hour', interval '1 hour') h;
-INSERT INTO prepaid.meter_energy_daily_store (property_id, meter_id, day, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
+INSERT INTO prepaid.meter_energy_daily (property_id, meter_id, day, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
 SELECT m.property_id, m.meter_id, d::date, e.wh, e.wh * 0.001 / 24, e.wh * 0.001 * 6 / 24,
 	   e.wh * 0.001 * 7 / 24, e.wh * 0.001 * 10 / 24
   FROM bench.m m
  CROSS JOIN generate_series(:'last_month'::date, :'raw_day'::date - 1, interval '1 day') d
  CROSS JOIN LATERAL (SELECT (CASE WHEN m.three_phase THEN 240000 ELSE 21600 END
 							 * bench.noise(m.meter_id, d::date - DATE '2000-01-01'))::bigint AS wh) e;
-INSERT INTO prepaid.meter_energy_monthly_store (property_id, meter_id, month, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
+INSERT INTO prepaid.meter_energy_monthly (property_id, meter_id, month, energy_wh, sharp_kwh, peak_kwh, flat_kwh, valley_kwh)
 SELECT property_id, meter_id, date_trunc('month', day)::date, sum(energy_wh), sum(sharp_kwh), sum(peak_kwh),
 	   sum(flat_kwh), sum(valley_kwh)
-  FROM prepaid.meter_energy_daily_store GROUP BY 1, 2, 3;
+  FROM prepaid.meter_energy_daily GROUP BY 1, 2, 3;
 -- last month: month usage from the month-start freezes and the monthly maximum demand
 INSERT INTO prepaid.month_usage (property_id, meter_id, month, from_at, to_at, energy_wh, period_wh, estimated)
 SELECT m.property_id, m.meter_id, :'last_month'::date,
@@ -290,6 +290,9 @@ BEGIN
 		 CROSS JOIN LATERAL (SELECT b.wh * 2 * c.load / 1000 AS kw) p
 		 WHERE NOT (b.meter_id % 100 = 13 AND s > p_to - interval '3 hours');   -- 1 % fall silent
 		GET DIAGNOSTICS n = ROW_COUNT;
+		IF p_rollups THEN	-- the slot's readings into the rollups at once
+			PERFORM prepaid.rollup_catch_up();
+		END IF;
 		INSERT INTO bench.ingest_log VALUES (s, n, extract(epoch FROM clock_timestamp() - t0), p_rollups);
 		COMMIT;
 		s := s + interval '30 minutes';
@@ -297,22 +300,18 @@ BEGIN
 END
 $$;
 
-\echo 'api_bench: raw readings (rollup trigger off), then prepaid.rollup_rebuild()'
-ALTER TABLE prepaid.reading DISABLE TRIGGER reading_aggregate;
-ALTER TABLE prepaid.reading DISABLE TRIGGER reading_aggregate_delete;
+\echo 'api_bench: raw readings, then prepaid.rollup_catch_up()'
 SELECT :'raw_to'::timestamptz - :live_slots * interval '30 minutes' AS bulk_to \gset
 CALL bench.ingest(:'raw_from', :'bulk_to', false);
-ALTER TABLE prepaid.reading ENABLE TRIGGER reading_aggregate;
-ALTER TABLE prepaid.reading ENABLE TRIGGER reading_aggregate_delete;
 ANALYZE prepaid.reading;   -- as autovacuum would have by now
 SELECT clock_timestamp() AS t0 \gset
-SELECT sum(prepaid.rollup_rebuild(property_id, :'raw_day'::date)) AS rebuilt FROM prepaid.property \gset
-INSERT INTO bench.step VALUES ('rollup_rebuild', round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 1),
-	format('%s readings rolled up by prepaid.rollup_rebuild()', :rebuilt));
-\echo 'api_bench: the last slots with the rollup trigger on'
+SELECT prepaid.rollup_catch_up() AS rebuilt \gset
+INSERT INTO bench.step VALUES ('rollup_catch_up', round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 1),
+	format('%s readings rolled up by prepaid.rollup_catch_up()', :rebuilt));
+\echo 'api_bench: the last slots, each followed by a catch-up'
 CALL bench.ingest(:'bulk_to'::timestamptz + interval '30 minutes', :'raw_to', true);
 INSERT INTO bench.step
-SELECT 'ingest_' || CASE WHEN rollups THEN 'with_rollups' ELSE 'core_triggers_only' END,
+SELECT 'ingest_' || CASE WHEN rollups THEN 'and_catch_up' ELSE 'insert_only' END,
 	   round(sum(seconds) / sum(rows) * 100000, 2), format('seconds per 100,000 readings (%s slots of %s readings)', count(*), max(rows))
   FROM bench.ingest_log GROUP BY rollups;
 SELECT count(*) AS alarm_kinds FROM prepaid.alarms_run() \gset

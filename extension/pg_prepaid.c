@@ -34,6 +34,7 @@ static int command_timeout = 60;
 static int command_max_attempts = 3;
 static int reconcile_cooloff = 300;
 static int freeze_grace = 21600;
+static int rollup_batch_size = 20000;
 static char *forward_time = NULL;
 static char *site_time_zone = NULL;
 
@@ -114,6 +115,11 @@ _PG_init(void)
 	                        "estimating it from readings.",
 	                        NULL, &freeze_grace, 21600, 0, 30 * 86400,
 	                        PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	    "pg_prepaid.rollup_batch_size",
+	    "Meters per statement of prepaid.rollup_catch_up().", NULL,
+	    &rollup_batch_size, 20000, 1, 1000000, PGC_USERSET, 0, NULL, NULL,
+	    NULL);
 	DefineCustomStringVariable(
 	    "pg_prepaid.forward_url",
 	    "URL the daily energy is posted to; empty = off.", NULL,

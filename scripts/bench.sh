@@ -7,7 +7,7 @@
 #   BENCH_SMOKE=1 make bench         short mode, as CI runs it (sizes cut down;
 #                                    the figures are not judged, the runs must work)
 #   BENCH_ONLY="settle tou" make bench   a subset of: settle tou park jobs idle
-#                                    decode ingest api
+#                                    decode ingest api reading
 #
 # Uses its own throwaway cluster, or the caller's (BENCH_REUSE_CLUSTER=1 with
 # PGHOST/PGPORT set, as make test does in smoke mode).
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SMOKE=${BENCH_SMOKE:-}
-ONLY=${BENCH_ONLY:-settle tou park jobs idle decode ingest api}
+ONLY=${BENCH_ONLY:-settle tou park jobs idle decode ingest api reading}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 if [ -z "${BENCH_REUSE_CLUSTER:-}" ]; then

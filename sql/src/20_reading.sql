@@ -1,9 +1,9 @@
 -- Readings: one row per meter poll, partitioned by month (UTC month bounds),
 -- raw register values as exact integers (Wh) and electrical parameters as
--- numerics. Bad readings never stay here: a statement-level trigger moves
--- rows for unknown meters, rows with clocks far in the future and rows older
--- than the meter's settlement cursor to prepaid.quarantine with the reason,
--- so settlement only ever sees plausible data. Nothing is ever dropped.
+-- numerics. Bad readings never stay here: the insert triggers move rows for
+-- unknown meters, rows with clocks far in the future and rows older than the
+-- meter's settlement cursor to prepaid.quarantine with the reason, so
+-- settlement only ever sees plausible data. Nothing is ever dropped.
 
 CREATE TABLE prepaid.reading (
 	property_id   bigint NOT NULL,
@@ -87,6 +87,10 @@ BEGIN
 			EXECUTE format('CREATE TABLE prepaid.%I (LIKE prepaid.reading INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
 			EXECUTE format('WITH moved AS (DELETE FROM prepaid.reading_default WHERE read_at >= %L AND read_at < %L RETURNING *) INSERT INTO prepaid.%I SELECT * FROM moved', lo, hi, part);
 			EXECUTE format('ALTER TABLE prepaid.reading ATTACH PARTITION prepaid.%I FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
+			-- the row trigger is cloned by the ATTACH; the statement trigger
+			-- that goes with it serves inserts into the partition itself
+			EXECUTE format('CREATE TRIGGER reading_accept AFTER INSERT ON prepaid.%I '
+						   'FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_accept()', part);
 			created := created + 1;
 		END IF;
 		m := m + interval '1 month';
@@ -94,6 +98,24 @@ BEGIN
 	RETURN created;
 END
 $$;
+
+-- The insert triggers (C, extension/reading_accept.c): the row trigger
+-- notes each inserted row; the statement trigger then moves each meter's
+-- meter_latest row to its newest reading when all the meter's rows of the
+-- statement are appended after it (after the settlement cursor, not ahead
+-- of the clock), and hands every other meter's rows to
+-- prepaid._reading_accept_rest() below. Partitions get the statement
+-- trigger too (ensure_partitions), for inserts into a partition itself.
+CREATE FUNCTION prepaid._reading_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'prepaid_reading_row' LANGUAGE C;
+CREATE FUNCTION prepaid._reading_accept() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'prepaid_reading_accept' LANGUAGE C;
+CREATE TRIGGER reading_accept_row AFTER INSERT ON prepaid.reading
+	FOR EACH ROW EXECUTE FUNCTION prepaid._reading_row();
+CREATE TRIGGER reading_accept AFTER INSERT ON prepaid.reading
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_accept();
+CREATE TRIGGER reading_accept AFTER INSERT ON prepaid.reading_default
+	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_accept();
 
 SELECT prepaid.ensure_partitions(now() - interval '2 months', now() + interval '3 months');
 
@@ -156,11 +178,13 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 					interval '300 seconds')
 $$;
 
--- Each meter's newest accepted reading: the alarm rules and the monitor
--- read it instead of history, and the rollup trigger (91_rollups.sql) takes
--- an appended reading's predecessor from it, so it is kept exact: on insert
--- by the classify trigger below (after the bad rows are gone), on delete by
--- reading_latest_delete (the newest remaining reading, or no row).
+-- Each meter's newest accepted reading: settlement finds its work through
+-- it, the alarm rules and the monitor read it instead of history, and the
+-- rollup catch-up rolls up to it (91_rollups_apply.sql), so it is exact when
+-- the inserting transaction commits: on insert by the insert triggers (after
+-- the bad rows are gone), on delete by reading_latest_delete (the newest
+-- remaining reading, or no row). It has no column a reading has not
+-- (the insert trigger builds a row from a reading alone).
 CREATE TABLE prepaid.meter_latest (
 	property_id   bigint NOT NULL,
 	meter_id      bigint NOT NULL,
@@ -184,12 +208,47 @@ CREATE TABLE prepaid.meter_latest (
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE prepaid.meter_latest IS 'newest accepted reading of each meter';
 
--- Classifies every inserted batch of readings, set-based, then moves each
--- meter's newest accepted reading of the batch into meter_latest.
--- The meter and cursor lookups are index probes per row (LATERAL ... OFFSET
--- 0): a batch is small next to the park, and hash joins over the meter and
--- cursor tables would read all of them for every batch.
-CREATE FUNCTION prepaid._reading_after_insert() RETURNS trigger LANGUAGE plpgsql
+-- The statement that moves meter_latest to the rows of query p_rows (the
+-- columns of prepaid.reading, at most one row per meter): every one when
+-- p_newer_only is false (a rebuild), else those newer than the meter's.
+CREATE FUNCTION prepaid._meter_latest_upsert_sql(p_rows text, p_newer_only boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+	SELECT format($q$
+	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_factor, demand_kw, relay_open, received_at)
+	SELECT n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
+		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
+		   n.demand_kw, n.relay_open, n.received_at
+	  FROM (%1$s) n
+	ON CONFLICT (property_id, meter_id) DO UPDATE
+	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
+		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
+		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
+		   current_b = excluded.current_b, current_c = excluded.current_c,
+		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
+		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
+		   received_at = excluded.received_at
+	 WHERE %2$s$q$, p_rows,
+	CASE WHEN p_newer_only THEN 'excluded.read_at > l.read_at'
+		 ELSE '(l.read_at, l.energy_wh, l.rate_wh) IS DISTINCT FROM '
+			  '(excluded.read_at, excluded.energy_wh, excluded.rate_wh)' END)
+$f$;
+
+-- The insert triggers' SQL path: the rows (given by key, stored already)
+-- of the meters that are not a plain append (extension/reading_accept.c).
+-- Rows at or before a meter's rollup cursor are applied to the rollups
+-- first (91_rollups_apply.sql); then unknown meters, clocks ahead and rows
+-- not after the settlement cursor are moved to the quarantine with the
+-- reason (their rollup share is taken out again by the delete trigger), and
+-- the newest accepted row of each meter moves meter_latest when it is newer.
+-- The meter and cursor lookups are index probes per row (LATERAL ...
+-- OFFSET 0), and every statement is planned for its batch (EXECUTE): a plan
+-- cached from when meter_latest was empty would scan it for every row once
+-- it has grown.
+CREATE FUNCTION prepaid._reading_accept_rest(p_property_ids bigint[], p_meter_ids bigint[],
+											 p_read_ats timestamptz[])
+RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
 DECLARE
 	horizon timestamptz := now() + prepaid._max_clock_skew();
@@ -199,28 +258,31 @@ DECLARE
 	v_why   text[];
 	v_det   text[];
 BEGIN
+	PERFORM prepaid._rollup_insert(p_property_ids, p_meter_ids, p_read_ats);
 	-- find the bad rows first (usually none), then move just those: the
 	-- move is a keyed delete, never a join against the whole reading table
-	SELECT array_agg(n.property_id), array_agg(n.meter_id), array_agg(n.read_at),
+	EXECUTE $q$
+	SELECT array_agg(n.p), array_agg(n.m), array_agg(n.t),
 		   array_agg(CASE WHEN NOT x.known THEN 'unknown_meter'
-						  WHEN n.read_at > horizon THEN 'clock_in_future'
+						  WHEN n.t > $4 THEN 'clock_in_future'
 						  ELSE 'before_settlement_cursor' END),
 		   array_agg(CASE WHEN NOT x.known
-							  THEN format('no meter %s in property %s', n.meter_id, n.property_id)
-						  WHEN n.read_at > horizon
+							  THEN format('no meter %s in property %s', n.m, n.p)
+						  WHEN n.t > $4
 							  THEN format('read_at %s is later than the server clock allows (%s)',
-										  n.read_at, horizon)
+										  n.t, $4)
 						  ELSE format('read_at %s is not after the settled reading at %s',
-									  n.read_at, x.cursor_at) END)
-	  INTO v_p, v_m, v_t, v_why, v_det
-	  FROM new_rows n
+									  n.t, x.cursor_at) END)
+	  FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS n(p, m, t)
 	 CROSS JOIN LATERAL (
 		SELECT EXISTS (SELECT 1 FROM prepaid.meter m
-						WHERE m.property_id = n.property_id AND m.meter_id = n.meter_id) AS known,
+						WHERE m.property_id = n.p AND m.meter_id = n.m) AS known,
 			   (SELECT c.read_at FROM prepaid.settle_cursor c
-				 WHERE c.property_id = n.property_id AND c.meter_id = n.meter_id) AS cursor_at
+				 WHERE c.property_id = n.p AND c.meter_id = n.m) AS cursor_at
 		OFFSET 0) x
-	 WHERE NOT x.known OR n.read_at > horizon OR n.read_at <= x.cursor_at;
+	 WHERE NOT x.known OR n.t > $4 OR n.t <= x.cursor_at
+	$q$ INTO v_p, v_m, v_t, v_why, v_det
+		USING p_property_ids, p_meter_ids, p_read_ats, horizon;
 	IF v_p IS NOT NULL THEN
 		WITH bad AS (
 			SELECT * FROM unnest(v_p, v_m, v_t, v_why, v_det) AS b(p, m, t, reason, detail)),
@@ -232,58 +294,25 @@ BEGIN
 		INSERT INTO prepaid.quarantine (property_id, meter_id, read_at, source, reason, detail, reading)
 		SELECT property_id, meter_id, read_at, 'reading', reason, detail, reading FROM moved;
 	END IF;
-	-- the newest accepted reading of each meter of the batch, if newer than
-	-- meter_latest's (the rows just moved are not accepted; the rollup
-	-- trigger has made the rows it appended meter_latest's already)
-	-- (one-shot, like the rollup trigger's statement: a cached plan from when
-	-- meter_latest was empty would scan it for every row once it has grown)
-	EXECUTE $q$
-	INSERT INTO prepaid.meter_latest AS l (property_id, meter_id, read_at, energy_wh, rate_wh,
-		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
-		power_factor, demand_kw, relay_open, received_at)
-	SELECT DISTINCT ON (n.property_id, n.meter_id)
-		   n.property_id, n.meter_id, n.read_at, n.energy_wh, n.rate_wh, n.voltage_a, n.voltage_b,
-		   n.voltage_c, n.current_a, n.current_b, n.current_c, n.power_kw, n.power_factor,
-		   n.demand_kw, n.relay_open, n.received_at
-	  FROM new_rows n
-	 WHERE ($1 IS NULL
-			OR (n.property_id, n.meter_id, n.read_at) NOT IN (SELECT * FROM unnest($1, $2, $3)))
-	   AND NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
-						  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
-	 ORDER BY n.property_id, n.meter_id, n.read_at DESC
-	ON CONFLICT (property_id, meter_id) DO UPDATE
-	   SET read_at = excluded.read_at, energy_wh = excluded.energy_wh, rate_wh = excluded.rate_wh,
-		   voltage_a = excluded.voltage_a, voltage_b = excluded.voltage_b,
-		   voltage_c = excluded.voltage_c, current_a = excluded.current_a,
-		   current_b = excluded.current_b, current_c = excluded.current_c,
-		   power_kw = excluded.power_kw, power_factor = excluded.power_factor,
-		   demand_kw = excluded.demand_kw, relay_open = excluded.relay_open,
-		   received_at = excluded.received_at
-	 WHERE excluded.read_at > l.read_at
-	$q$ USING v_p, v_m, v_t;
-	RETURN NULL;
+	-- the newest accepted row of each meter, if newer than meter_latest's
+	-- (the rows just moved are gone from prepaid.reading)
+	EXECUTE prepaid._meter_latest_upsert_sql($r$
+		SELECT DISTINCT ON (n.property_id, n.meter_id) n.*
+		  FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS u(p, m, t)
+		  JOIN prepaid.reading n ON n.property_id = u.p AND n.meter_id = u.m AND n.read_at = u.t
+		 WHERE NOT coalesce((SELECT l.read_at >= n.read_at FROM prepaid.meter_latest l
+							  WHERE l.property_id = n.property_id AND l.meter_id = n.meter_id), false)
+		 ORDER BY n.property_id, n.meter_id, n.read_at DESC$r$, true)
+		USING p_property_ids, p_meter_ids, p_read_ats;
 END
 $$;
-CREATE TRIGGER reading_classify AFTER INSERT ON prepaid.reading
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION prepaid._reading_after_insert();
 
 -- A deleted reading that was its meter's newest (settlement quarantining a
 -- bad one, an operator's delete) hands meter_latest to the newest remaining
 -- reading; a meter left without readings loses its row.
 CREATE FUNCTION prepaid._reading_latest_delete() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, prepaid, pg_temp SET jit = off AS $$
-DECLARE
-	v_p bigint[];
-	v_m bigint[];
 BEGIN
-	SELECT array_agg(l.property_id), array_agg(l.meter_id) INTO v_p, v_m
-	  FROM (SELECT DISTINCT o.property_id, o.meter_id FROM old_rows o) o
-	  JOIN prepaid.meter_latest l ON l.property_id = o.property_id AND l.meter_id = o.meter_id
-	 WHERE l.e_day IS NOT NULL OR l.x_day IS NOT NULL;
-	IF v_p IS NOT NULL THEN	-- a row may go: its open day first (91_rollups.sql)
-		PERFORM prepaid._rollup_flush(v_p, v_m);
-	END IF;
 	WITH gone AS MATERIALIZED (
 		SELECT DISTINCT l.property_id, l.meter_id
 		  FROM old_rows o

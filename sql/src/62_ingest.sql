@@ -100,8 +100,20 @@ LANGUAGE plpgsql SECURITY DEFINER
 -- daemon's session lives for weeks while the tables grow from empty
 SET search_path = pg_catalog, prepaid, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
-	v_id bigint;
-	v_n  bigint;
+	v_id     bigint;
+	v_n      bigint;
+	v_insert constant text := $q$
+	INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, rate_wh,
+		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
+		power_a_kw, power_b_kw, power_c_kw, power_factor, frequency_hz, demand_kw,
+		status_words, relay_open, meter_time, batch_id)
+	SELECT s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh,
+		   s.voltage_a, s.voltage_b, s.voltage_c, s.current_a, s.current_b, s.current_c,
+		   s.power_kw, s.power_a_kw, s.power_b_kw, s.power_c_kw, s.power_factor,
+		   s.frequency_hz, s.demand_kw, s.status_words, s.relay_open,
+		   s.meter_time AT TIME ZONE coalesce(p.time_zone, 'UTC'), $1
+	  FROM pg_temp.ingest_stage s
+	  LEFT JOIN prepaid.property p ON p.property_id = s.property_id$q$;
 BEGIN
 	INSERT INTO prepaid.ingest_batch (daemon, batch_no, rows)
 	VALUES (p_daemon, p_batch_no, p_rows)
@@ -112,19 +124,16 @@ BEGIN
 					  WHERE b.daemon = p_daemon AND b.batch_no = p_batch_no;
 		RETURN;
 	END IF;
-	INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, rate_wh,
-		voltage_a, voltage_b, voltage_c, current_a, current_b, current_c, power_kw,
-		power_a_kw, power_b_kw, power_c_kw, power_factor, frequency_hz, demand_kw,
-		status_words, relay_open, meter_time, batch_id)
-	SELECT s.property_id, s.meter_id, s.read_at, s.energy_wh, s.rate_wh,
-		   s.voltage_a, s.voltage_b, s.voltage_c, s.current_a, s.current_b, s.current_c,
-		   s.power_kw, s.power_a_kw, s.power_b_kw, s.power_c_kw, s.power_factor,
-		   s.frequency_hz, s.demand_kw, s.status_words, s.relay_open,
-		   s.meter_time AT TIME ZONE coalesce(p.time_zone, 'UTC'), v_id
-	  FROM pg_temp.ingest_stage s
-	  LEFT JOIN prepaid.property p ON p.property_id = s.property_id
-	ON CONFLICT DO NOTHING;
-	GET DIAGNOSTICS v_n = ROW_COUNT;
+	-- a plain INSERT (a third cheaper than one with ON CONFLICT); only when a
+	-- row is stored already (a reading sent again) or twice in the batch,
+	-- the batch is inserted again skipping those
+	BEGIN
+		EXECUTE v_insert USING v_id;
+		GET DIAGNOSTICS v_n = ROW_COUNT;
+	EXCEPTION WHEN unique_violation THEN
+		EXECUTE v_insert || ' ON CONFLICT DO NOTHING' USING v_id;
+		GET DIAGNOSTICS v_n = ROW_COUNT;
+	END;
 	UPDATE prepaid.ingest_batch b SET inserted = v_n WHERE b.batch_id = v_id;
 	PERFORM pg_notify('prepaid_reading', p_daemon);
 	RETURN QUERY SELECT v_id, v_n, false;

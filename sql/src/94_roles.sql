@@ -90,8 +90,9 @@ $$;
 
 -- The daemon's inserts fire these triggers; they run as their owner so
 -- that prepaid_ingest needs no rights on the tables they maintain
--- (settle_cursor, meter_latest, the rollups, quarantine moves).
-ALTER FUNCTION prepaid._reading_after_insert() SECURITY DEFINER;
+-- (settle_cursor, meter_latest, the rollups, quarantine moves). The C
+-- insert triggers (extension/reading_accept.c) write meter_latest directly,
+-- without permission checks, and call _reading_accept_rest for the rest.
+ALTER FUNCTION prepaid._reading_accept_rest(bigint[], bigint[], timestamptz[]) SECURITY DEFINER;
 ALTER FUNCTION prepaid._reading_latest_delete() SECURITY DEFINER;
-ALTER FUNCTION prepaid._reading_rollup_insert() SECURITY DEFINER;
 ALTER FUNCTION prepaid._reading_rollup_delete() SECURITY DEFINER;

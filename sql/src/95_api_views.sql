@@ -192,7 +192,9 @@ COMMENT ON FUNCTION prepaid.overview_refresh(bigint) IS
 INSERT INTO prepaid.job (job_name, command, schedule_interval) VALUES
 	('overview', 'SELECT prepaid.overview_refresh()', interval '60 seconds');
 
--- F16: one row per property company. Energy and alarms are live; meter
+-- F16: one row per property company. Alarms are live; energy comes from
+-- the rollups, complete for every reading committed before energy_as_of
+-- (the last catch-up of the "rollups" job, 91_rollups_apply.sql); meter
 -- counts are those of meter_state_count (counts_at says when).
 CREATE VIEW api.overview WITH (security_invoker = true) AS
 WITH gw AS (
@@ -212,6 +214,7 @@ hr AS (
 		   array_agg(yesterday_kwh ORDER BY hour_of_day) AS hourly_yesterday_kwh
 	  FROM api.overview_hourly GROUP BY 1, 2)
 SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date, mc.counted_at AS counts_at,
+	   rs.caught_up_at AS energy_as_of,
 	   coalesce(mc.meters, 0) AS meters, coalesce(mc.not_opened, 0) AS not_opened,
 	   coalesce(mc.online, 0) AS online, coalesce(mc.offline, 0) AS offline,
 	   coalesce(mc.relay_closed, 0) AS relay_closed, coalesce(mc.relay_open, 0) AS relay_open,
@@ -232,11 +235,22 @@ SELECT p.property_id, p.name AS property_name, p.time_zone, hr.local_date, mc.co
 	   hr.hourly_today_kwh, hr.hourly_yesterday_kwh
   FROM prepaid.property p
   LEFT JOIN prepaid.meter_state_count mc ON mc.property_id = p.property_id
+  LEFT JOIN prepaid.rollup_state rs ON rs.property_id = p.property_id
   LEFT JOIN gw ON gw.property_id = p.property_id
   LEFT JOIN al ON al.property_id = p.property_id
   LEFT JOIN hr ON hr.property_id = p.property_id;
 COMMENT ON VIEW api.overview IS
-	'per property: meter counts by state, energy today and yesterday, growth, alarms, gateways';
+	'per property: meter counts by state, energy today and yesterday (as of energy_as_of), growth, alarms, gateways';
+
+-- How fresh the rollups are (energy, bills' TOU split, electrical_daily):
+-- per property, the meters with readings not rolled up yet, the oldest
+-- rollup cursor among them and the last complete catch-up. Reads every
+-- meter of the property: for a status page, not for every request.
+CREATE VIEW api.rollup_status WITH (security_invoker = true) AS
+SELECT s.property_id, s.caught_up_at, s.meters_pending, s.pending_after, s.newest_reading_at
+  FROM prepaid.rollup_status s;
+COMMENT ON VIEW api.rollup_status IS
+	'per property: meters with readings not yet in the rollups, since when, and the last complete catch-up';
 
 -- F15: the newest values of each meter.
 CREATE VIEW api.electrical_latest WITH (security_invoker = true) AS

@@ -69,8 +69,8 @@ GRANT SELECT ON prepaid.property, prepaid.property_holiday, prepaid.area, prepai
 	prepaid.ledger, prepaid.ledger_collection, prepaid.revenue_daily, prepaid.command,
 	prepaid.alarm, prepaid.freeze, prepaid.month_usage, prepaid.demand, prepaid.demand_max,
 	prepaid.property_energy_hourly, prepaid.meter_energy_daily, prepaid.meter_energy_monthly,
-	prepaid.electrical_daily, prepaid.meter_energy_daily_store, prepaid.meter_energy_monthly_store,
-	prepaid.electrical_daily_store, prepaid.meter_state_count,
+	prepaid.electrical_daily, prepaid.rollup_cursor, prepaid.rollup_state, prepaid.rollup_status,
+	prepaid.meter_state_count,
 	prepaid.capacity_rule, prepaid.payment_order, prepaid.payment_notification,
 	prepaid.tariff, prepaid.tariff_version, prepaid.tariff_season, prepaid.tariff_day_type,
 	prepaid.tariff_holiday, prepaid.tariff_slot, prepaid.tariff_price

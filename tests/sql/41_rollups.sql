@@ -1,9 +1,11 @@
--- Rollups kept by the reading triggers: energy per property and local hour,
--- per meter and local day (total and per TOU period), daily electrical
--- values; exact for appended, out-of-order, quarantined and deleted
--- readings, and equal to a rebuild from the readings.
+-- Rollups: energy per property and local hour, per meter and local day
+-- (total and per TOU period), daily electrical values. New readings wait
+-- for prepaid.rollup_catch_up(); late (out-of-order), quarantined and
+-- deleted readings at or before the rollup cursor change the rollups in
+-- their own statement; exact throughout, and equal to a rebuild.
 BEGIN;
-SELECT plan(16);
+SELECT plan(21);
+SET LOCAL timezone = 'UTC';
 
 -- Asia/Shanghai is UTC+8. Tariff: 00-08 valley, 08-24 peak; registers T1 = peak, T2 = valley.
 SELECT prepaid.tariff_put('{"name": "rollup-test", "time_zone": "Asia/Shanghai",
@@ -29,6 +31,16 @@ INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, rate_wh,
 	(601, 60103, '2025-03-10 01:00+08', 999500, NULL, NULL),
 	(601, 60103, '2025-03-10 02:00+08', 300, NULL, NULL),
 	(601, 60103, '2025-03-10 03:00+08', 200, NULL, NULL);
+
+SELECT is((SELECT count(*) FROM prepaid.meter_energy_daily WHERE property_id = 601)
+		  + (SELECT count(*) FROM prepaid.electrical_daily WHERE property_id = 601)
+		  + (SELECT count(*) FROM prepaid.property_energy_hourly WHERE property_id = 601),
+	0::bigint, 'new readings are pending: the insert leaves the rollups alone');
+SELECT results_eq(
+	$$SELECT meters_pending, pending_after, newest_reading_at FROM prepaid.rollup_status WHERE property_id = 601$$,
+	$$VALUES (3::bigint, '-infinity'::timestamptz, '2025-03-11 00:00+08'::timestamptz)$$,
+	'rollup_status: three meters with pending readings, none rolled up yet');
+SELECT is(prepaid.rollup_catch_up(601), 8::bigint, 'the catch-up folds the 8 readings into the rollups');
 
 -- 60101 (CT 2): 07:30-08:30 1000 Wh x 2 = 2000 Wh, half valley half peak -> 1.0 + 1.0 kWh;
 --   08:30-24:00 500 x 2 = 1000 Wh, all peak, ends at midnight so it counts on the 10th (23h).
@@ -61,6 +73,14 @@ SELECT results_eq(
 	$$VALUES ('2025-03-10'::date, 2, 2, 450.0::numeric, 220.0::numeric, 230.0::numeric),
 			 ('2025-03-11', 1, 1, 210.0, 210.0, 210.0)$$,
 	'electrical samples per local day of their instant');
+
+SELECT results_eq(
+	$$SELECT meter_id, read_at, energy_wh FROM prepaid.rollup_cursor WHERE property_id = 601 ORDER BY 1$$,
+	$$VALUES (60101::bigint, '2025-03-11 00:00+08'::timestamptz, 2500::bigint),
+			 (60102, '2025-03-10 10:00+08', 11000), (60103, '2025-03-10 03:00+08', 200)$$,
+	'each rollup cursor is its meter''s newest reading');
+SELECT is((SELECT meters_pending FROM prepaid.rollup_status WHERE property_id = 601), 0::bigint,
+	'nothing is pending');
 
 -- a late reading inside 08:30-24:00 splits that interval: 200 x 2 = 400 Wh ends 16h, 300 x 2 = 600 Wh ends 23h
 INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, voltage_a)
@@ -126,7 +146,16 @@ CREATE TEMP TABLE before_rebuild AS
 	UNION ALL
 	SELECT 'e', meter_id, day::text, samples, voltage_a_sum, voltage_a_max FROM prepaid.electrical_daily
 	 WHERE property_id = 601;
-SELECT is(prepaid.rollup_rebuild(601), 8::bigint, 'rebuild rolls up the 8 stored readings');
+-- a new reading, then the rebuild: it catches up first
+INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh, voltage_a)
+VALUES (601, 60103, '2025-03-10 04:00+08', 400, NULL);
+INSERT INTO before_rebuild VALUES ('d', 60103, '2025-03-10', 1000, 0.000000, 1.000000),
+	('h', NULL, '2025-03-09 19:00:00+00', 200, NULL, NULL);	-- 03:00+08 as text in UTC
+UPDATE before_rebuild SET energy_wh = energy_wh + 200, valley_kwh = valley_kwh + 0.2
+ WHERE t = 'm' AND meter_id = 60103;
+UPDATE before_rebuild SET energy_wh = energy_wh + 1 WHERE t = 'e' AND meter_id = 60103;
+DELETE FROM before_rebuild WHERE t = 'd' AND meter_id = 60103 AND energy_wh = 800;
+SELECT is(prepaid.rollup_rebuild(601), 9::bigint, 'rebuild rolls up the 9 stored readings');
 SELECT set_eq(
 	$$SELECT 'd' AS t, meter_id, day::text AS k, energy_wh, peak_kwh, valley_kwh FROM prepaid.meter_energy_daily
 	   WHERE property_id = 601 AND energy_wh <> 0

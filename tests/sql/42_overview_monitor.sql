@@ -1,7 +1,7 @@
 -- The overview (F16) and the meter monitor (F17) on the api park fixture,
 -- against numbers worked out by hand (see fixtures/api_park.sql).
 BEGIN;
-SELECT plan(20);
+SELECT plan(25);
 \ir fixtures/api_park.sql
 
 -- East Park, by meter:
@@ -106,6 +106,29 @@ SELECT results_eq(
 	   AND kind <> 'low_balance' ORDER BY raised_at DESC$$,
 	$$VALUES ('phase_loss'::text, 50101::bigint), ('meter_offline', 50102)$$,
 	'active alarms, newest first; the cleared one is not active');
+
+-- freshness: the energy is that of the last catch-up (the fixture ran one)
+SELECT ok((SELECT energy_as_of >= now() AND energy_as_of <= clock_timestamp()
+			 FROM api.overview WHERE property_id = 501),
+	'energy_as_of: the start of the last catch-up');
+-- a new reading of 50104 at 02:30 (+500 Wh): the monitor has it at once,
+-- the energy figures after the next catch-up
+INSERT INTO prepaid.reading (property_id, meter_id, read_at, energy_wh)
+VALUES (501, 50104, (:'today'::date + time '02:30') AT TIME ZONE :'tz', 19500);
+SELECT is((SELECT total_kwh FROM api.meter_monitor WHERE meter_id = 50104), 19.500::numeric,
+	'the monitor shows the new reading as soon as it is committed');
+SELECT results_eq(
+	format($$SELECT meters_pending, pending_after FROM api.rollup_status WHERE property_id = 501$$),
+	format($$VALUES (1::bigint, %L::timestamptz)$$, (:'today'::date + time '02:00') AT TIME ZONE :'tz'),
+	'rollup_status: one meter pending, rolled up to its 02:00 reading');
+SELECT is((SELECT today_kwh FROM api.overview WHERE property_id = 501), 18.000::numeric,
+	'the overview''s energy is unchanged until the catch-up');
+SELECT prepaid.rollup_catch_up();
+SELECT results_eq(
+	$$SELECT today_kwh, hourly_today_kwh[3], energy_as_of <= clock_timestamp()
+		FROM api.overview WHERE property_id = 501$$,
+	$$VALUES (18.500::numeric, 0.500::numeric, true)$$,
+	'after it: +0.5 kWh in hour 2, energy_as_of moved on');
 
 SELECT * FROM finish();
 ROLLBACK;
