@@ -32,7 +32,7 @@ else
 fi
 INGEST=$ROOT/worker/prepaid-ingest
 SIM=$ROOT/worker/prepaid-sim
-[ -x "$INGEST" ] && [ -x "$SIM" ] || make -s -C "$ROOT" workers >/dev/null
+make -s -C "$ROOT" workers >/dev/null # rebuilt when a source changed: never a stale binary
 q() { psql -qXAt -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
 pids=()
 cleanup() {
