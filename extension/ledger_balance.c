@@ -75,18 +75,15 @@ delta_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* The 0-based index of a ledger column (PostgreSQL's own lookup by name). */
 static int
-attnum_of(TupleDesc desc, const char *name)
+column_index(TupleDesc desc, const char *name)
 {
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
+	int attnum = SPI_fnumber(desc, name);
 
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	elog(ERROR, "prepaid.ledger has no column \"%s\"", name);
-	return -1; /* keep the compiler quiet */
+	if (attnum <= 0)
+		elog(ERROR, "prepaid.ledger has no column \"%s\"", name);
+	return attnum - 1;
 }
 
 /* The new entries, one Delta each, in the trigger's memory context. */
@@ -94,9 +91,9 @@ static Delta *
 collect(TriggerData *td, int *n_out)
 {
 	TupleDesc desc = RelationGetDescr(td->tg_relation);
-	int at_p = attnum_of(desc, "property_id");
-	int at_a = attnum_of(desc, "account_id");
-	int at_amt = attnum_of(desc, "amount");
+	int at_p = column_index(desc, "property_id");
+	int at_a = column_index(desc, "account_id");
+	int at_amt = column_index(desc, "amount");
 	int need = Max(at_p, Max(at_a, at_amt)) + 1;
 	Tuplestorestate *ts = td->tg_newtable;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
