@@ -17,6 +17,7 @@ PG_MODULE_MAGIC;
 int prepaid_max_clock_skew = 300;
 int prepaid_settle_batch = 20000;
 int prepaid_settle_workers = 1;
+int prepaid_rollup_slot = -1;
 int prepaid_settle_interval = 60;
 int prepaid_scheduler_naptime = 10;
 char *prepaid_databases = NULL;
@@ -61,6 +62,14 @@ _PG_init(void)
 	                        "own transaction.",
 	                        &prepaid_settle_workers, 1, 1, 16, PGC_USERSET, 0,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_prepaid.rollup_slot",
+	                        "Slot of prepaid.revenue_daily this session adds "
+	                        "its ledger totals to (-1: by process id).",
+	                        "Set by the parallel settlement for the length of "
+	                        "a run, so that its processes never wait for each "
+	                        "other's slot.",
+	                        &prepaid_rollup_slot, -1, -1, 15, PGC_USERSET,
+	                        GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomIntVariable("pg_prepaid.settle_interval",
 	                        "Seconds between runs of the settle job.",
 	                        "prepaid.job_run_now('settle') runs it at once.",

@@ -11,7 +11,7 @@
 #define SETTLE_MAX_WORKERS 16
 
 /* What one settlement loop does: at most max_meters, in batches, from
- * partition part_k of part_n (accounts by account_id modulo part_n). */
+ * partition part_k of part_n (accounts by account_id / 64 modulo part_n). */
 typedef struct SettleArgs
 {
 	int64 max_meters;
@@ -35,11 +35,11 @@ typedef struct SettleTotals
 extern void settle_run(const SettleArgs *args, SettleTotals *tot);
 
 /*
- * Settles with `workers` dynamic background workers, one partition each,
- * each committing its own transaction, while this backend only waits
- * (holding no locks, so no wait of a worker can ever depend on it). A
- * partition whose worker could not be started is settled here afterwards,
- * in the caller's transaction. Adds everything to *tot.
+ * Settles in `workers` partitions: partition 0 here, in the caller's
+ * transaction, the others at the same time in dynamic background workers,
+ * each committing its own transaction. A partition whose worker could not
+ * be started, or failed, is settled here afterwards. Adds everything to
+ * *tot.
  */
 extern void settle_parallel(const SettleArgs *args, int workers,
                             SettleTotals *tot);

@@ -1,12 +1,22 @@
 /*
  * settle_parallel.c
- *	  prepaid.settle(workers => n): the settlement split over n dynamic
- *	  background workers. Accounts are partitioned by account_id modulo n,
- *	  so two workers never update the same account, meter, command or
- *	  alarm rows, and each worker settles its partition in its own
- *	  transaction (every meter's cursor, entry and balance still move
- *	  together). The calling backend only starts the workers and waits for
- *	  them; their totals come back through a dynamic shared memory segment.
+ *	  prepaid.settle(workers => n): the settlement split into n partitions,
+ *	  accounts by account_id / 64 modulo n, so two partitions never update the
+ *	  same account, meter, command or alarm rows, nor (pg_prepaid.rollup_slot)
+ *	  the same revenue row. Partitions 1..n-1 go to dynamic background
+ *	  workers, each committing its own transaction (every meter's cursor,
+ *	  entry and balance still move together); partition 0 is settled by the
+ *	  calling backend meanwhile, in the caller's transaction, with its caches
+ *	  and plans warm and one process fewer to start. Totals come back
+ *	  through a dynamic shared memory segment.
+ *
+ *	  The caller waits for its workers outside the lock manager, so the
+ *	  deadlock detector cannot see a cycle through that wait (a worker
+ *	  waiting for a third session that waits for a row the caller settled,
+ *	  or locked before calling). Workers therefore wait for a lock at most
+ *	  WORKER_LOCK_TIMEOUT; one that gives up fails, its work is rolled back,
+ *	  and the caller settles its partition itself, where any deadlock is an
+ *	  ordinary one.
  */
 #include "postgres.h"
 
@@ -24,7 +34,8 @@
 
 #include "settle.h"
 
-#define WORKER_ERRMSG 512
+#define WORKER_ERRMSG       512
+#define WORKER_LOCK_TIMEOUT "5s"
 
 typedef enum WorkerState
 {
@@ -87,6 +98,18 @@ start_worker(dsm_segment *seg, int k, BackgroundWorkerHandle **handle)
 	return RegisterDynamicBackgroundWorker(&w, handle);
 }
 
+/* Settles partition k of args->part_n here, in the current transaction. */
+static void
+settle_here(const SettleArgs *args, int k, SettleTotals *tot)
+{
+	SettleArgs mine = *args;
+
+	mine.part_k = k;
+	SPI_connect();
+	settle_run(&mine, tot);
+	SPI_finish();
+}
+
 void
 settle_parallel(const SettleArgs *args, int workers, SettleTotals *tot)
 {
@@ -104,11 +127,13 @@ settle_parallel(const SettleArgs *args, int workers, SettleTotals *tot)
 	if (args->max_meters != PG_INT64_MAX)
 		sh->args.max_meters = (args->max_meters + workers - 1) / workers;
 
-	for (k = 0; k < workers; k++)
+	for (k = 1; k < workers; k++)
 		started[k] = start_worker(seg, k, &handle[k]);
 
-	/* wait without holding anything a worker could need */
-	for (k = 0; k < workers; k++)
+	/* partition 0, while the workers settle theirs */
+	settle_here(&sh->args, 0, tot);
+
+	for (k = 1; k < workers; k++)
 		if (started[k])
 		{
 			BgwHandleStatus st = WaitForBackgroundWorkerShutdown(handle[k]);
@@ -118,7 +143,7 @@ settle_parallel(const SettleArgs *args, int workers, SettleTotals *tot)
 				                errmsg("postmaster died during settlement")));
 		}
 
-	for (k = 0; k < workers; k++)
+	for (k = 1; k < workers; k++)
 	{
 		WorkerSlot *slot = &sh->slot[k];
 
@@ -140,14 +165,7 @@ settle_parallel(const SettleArgs *args, int workers, SettleTotals *tot)
 			         errdetail("Its partition is settled by this session."),
 			         errhint("Raise max_worker_processes, or settle with "
 			                 "fewer workers.")));
-		{
-			SettleArgs mine = sh->args;
-
-			mine.part_k = k;
-			SPI_connect();
-			settle_run(&mine, tot);
-			SPI_finish();
-		}
+		settle_here(&sh->args, k, tot);
 	}
 	dsm_detach(seg);
 }
@@ -176,6 +194,9 @@ prepaid_settle_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(sh->database, sh->user, 0);
 	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_SESSION);
+	/* see the head of this file: no wait may outlast this */
+	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_USERSET,
+	                PGC_S_SESSION);
 	pgstat_report_appname("pg_prepaid settle worker");
 
 	PG_TRY();

@@ -64,6 +64,28 @@ report_settle() {
 	[ "$match" = "ok" ]
 }
 
+# settle_floor DB SESSIONS: the bare writes under a settlement of the waiting
+# readings (bench/settle_floor.sql), in SESSIONS sessions at once, rolled back;
+# prints the wall-clock seconds from the first start to the last end.
+settle_floor() {
+	local db=$1 n=$2 k out
+	out=$(for ((k = 0; k < n; k++)); do
+		psql -qXAt -d "$db" -v part=$k -v parts=$n -f bench/settle_floor.sql &
+	done
+	wait)
+	psql -qX -d "$db" -c "VACUUM ANALYZE prepaid.ledger, prepaid.account, prepaid.settle_cursor"
+	awk -F'|' '$1 == "FLOOR" { if (s == "" || $2 < s) s = $2; if ($3 > e) e = $3; m += $4 }
+		END { if (m == 0) exit 1; printf "%.4f\n", e - s }' <<<"$out"
+}
+
+# floor_report RESULT-LINE FLOOR-SECS SESSIONS: settlement against its floor.
+floor_report() {
+	local c_secs
+	c_secs=$(cut -d'|' -f3 <<<"$1")
+	awk -v c="$c_secs" -v f="$2" -v n="$3" 'BEGIN {
+		printf "  floor: the bare writes of the same readings in plain SQL, %d session(s): %.3f s; settle = %.2fx the floor\n", n, f, c / f }'
+}
+
 fail=0
 day=$(date -u -d '-3 days' +%F)
 
@@ -78,8 +100,10 @@ if want settle; then
 	for w in 1 2; do
 		q -c "SELECT bench.add_readings($prop, $w + 1, $w + 1)" >/dev/null
 		q -c "VACUUM ANALYZE"
+		floor=$(settle_floor "$DB" $w)
 		res=$(psql -qXAt -d "$DB" -v label="settle_one_reading_${w}_worker" -v workers=$w -f bench/settle_bench.sql | grep '^RESULT')
 		report_settle "$res" "target <= 1 s" || fail=1
+		floor_report "$res" "$floor" $w
 	done
 	echo "-- settlement: a day of backlog, 48 readings per meter, 2 workers"
 	q -c "SELECT bench.add_readings($prop, 4, 51)" >/dev/null
@@ -97,15 +121,26 @@ if want park; then
 	pprop=$(DB=prepaid_bench_park q -c "SELECT bench.setup_park('park', $PARK, '$day')")
 	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 2, 2)" >/dev/null
 	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
+	floor=$(settle_floor prepaid_bench_park 1)
 	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
 	report_settle "$res" "target < 0.1 s" || fail=1
+	floor_report "$res" "$floor" 1
 	# the next half hour on the same park: the steady state the settle job
 	# runs in (the first run above also pays for the park's first entries,
 	# balances crossing their initial levels and an empty ledger)
 	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 3, 3)" >/dev/null
 	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
+	floor=$(settle_floor prepaid_bench_park 1)
 	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park_next -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
 	report_settle "$res" "target < 0.1 s" || fail=1
+	floor_report "$res" "$floor" 1
+	# and the half hour after with two workers (pg_prepaid.settle_workers = 2)
+	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 4, 4)" >/dev/null
+	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
+	floor=$(settle_floor prepaid_bench_park 2)
+	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park_next_2_workers -v workers=2 -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "target < 0.1 s" || fail=1
+	floor_report "$res" "$floor" 2
 	psql -qX -d postgres -c "DROP DATABASE prepaid_bench_park" >/dev/null
 fi
 

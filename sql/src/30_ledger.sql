@@ -26,7 +26,10 @@ CREATE TABLE prepaid.ledger (
 	created_at        timestamptz NOT NULL DEFAULT now(),
 	invoiced_at       timestamptz,
 	invoice_no        text,
-	PRIMARY KEY (property_id, entry_id),
+	-- entry_id first: receipts, reversals and invoices find an entry by its
+	-- global id alone, and one index serves them and the key (an energy entry
+	-- is written into three indexes, not four: see docs/performance.md)
+	PRIMARY KEY (entry_id, property_id),
 	CHECK (amount <> 0 OR kind = 'energy'),
 	CHECK ((channel IS NULL) = (external_id IS NULL))
 );

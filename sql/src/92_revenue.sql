@@ -86,7 +86,11 @@ BEGIN
 											entries, amount, kwh, slot)
 	SELECT g.property_id, (g.created_at AT TIME ZONE p.time_zone)::date, g.kind,
 		   g.collection_account_id, sum(g.entries), sum(g.amount), sum(g.kwh),
-		   pg_backend_pid() % 16
+		   -- the parallel settlement gives each of its processes a slot
+		   -- (pg_prepaid.rollup_slot); anyone else takes one by process id
+		   CASE WHEN current_setting('pg_prepaid.rollup_slot', true) ~ '^[0-9]+$'
+				THEN current_setting('pg_prepaid.rollup_slot', true)::smallint
+				ELSE pg_backend_pid() % 16 END
 	  FROM (SELECT n.property_id, n.created_at, n.kind, c.collection_account_id,
 				   count(*) AS entries, sum(n.amount) AS amount,
 				   coalesce(sum(n.kwh), 0) AS kwh

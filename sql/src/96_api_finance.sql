@@ -4,8 +4,8 @@
 -- account; and the operator's money operations at the desk (platform
 -- recharge, refund, reversal), which check the caller's property first.
 
--- Entries are also found by their global id (receipts, reversals, invoices).
-CREATE UNIQUE INDEX ledger_entry_id ON prepaid.ledger (entry_id);
+-- Entries are found by their global id (receipts, reversals, invoices) through
+-- the ledger's primary key, (entry_id, property_id).
 -- Accounts of a customer (ledger search by customer).
 CREATE INDEX account_customer ON prepaid.account (property_id, customer_id);
 
