@@ -86,6 +86,18 @@ floor_report() {
 		printf "  floor: the bare writes of the same readings in plain SQL, %d session(s): %.3f s; settle = %.2fx the floor\n", n, f, c / f }'
 }
 
+# settle_run DB LABEL WORKERS TARGET: on a database whose meters have new
+# readings, the floor under settling them, then the settlement (and its
+# PL/pgSQL baseline, bench/settle_bench.sql), each reported.
+settle_run() {
+	local db=$1 label=$2 w=$3 target=$4 floor res
+	psql -qX -d "$db" -c "VACUUM ANALYZE"
+	floor=$(settle_floor "$db" "$w")
+	res=$(psql -qXAt -d "$db" -v label="$label" -v workers="$w" -f bench/settle_bench.sql | grep '^RESULT')
+	report_settle "$res" "$target" || fail=1
+	floor_report "$res" "$floor" "$w"
+}
+
 fail=0
 day=$(date -u -d '-3 days' +%F)
 
@@ -99,11 +111,7 @@ if want settle; then
 	prop=$(q -c "SELECT bench.setup_park('bench', $METERS, '$day')")
 	for w in 1 2; do
 		q -c "SELECT bench.add_readings($prop, $w + 1, $w + 1)" >/dev/null
-		q -c "VACUUM ANALYZE"
-		floor=$(settle_floor "$DB" $w)
-		res=$(psql -qXAt -d "$DB" -v label="settle_one_reading_${w}_worker" -v workers=$w -f bench/settle_bench.sql | grep '^RESULT')
-		report_settle "$res" "target <= 1 s" || fail=1
-		floor_report "$res" "$floor" $w
+		settle_run "$DB" "settle_one_reading_${w}_worker" $w "target <= 1 s"
 	done
 	echo "-- settlement: a day of backlog, 48 readings per meter, 2 workers"
 	q -c "SELECT bench.add_readings($prop, 4, 51)" >/dev/null
@@ -120,27 +128,15 @@ if want park; then
 	DB=prepaid_bench_park q -c "SELECT bench.setup_tariffs()" >/dev/null
 	pprop=$(DB=prepaid_bench_park q -c "SELECT bench.setup_park('park', $PARK, '$day')")
 	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 2, 2)" >/dev/null
-	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
-	floor=$(settle_floor prepaid_bench_park 1)
-	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
-	report_settle "$res" "target < 0.1 s" || fail=1
-	floor_report "$res" "$floor" 1
+	settle_run prepaid_bench_park settle_park 1 "target < 0.1 s"
 	# the next half hour on the same park: the steady state the settle job
 	# runs in (the first run above also pays for the park's first entries,
 	# balances crossing their initial levels and an empty ledger)
 	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 3, 3)" >/dev/null
-	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
-	floor=$(settle_floor prepaid_bench_park 1)
-	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park_next -v workers=1 -f bench/settle_bench.sql | grep '^RESULT')
-	report_settle "$res" "target < 0.1 s" || fail=1
-	floor_report "$res" "$floor" 1
+	settle_run prepaid_bench_park settle_park_next 1 "target < 0.1 s"
 	# and the half hour after with two workers (pg_prepaid.settle_workers = 2)
 	DB=prepaid_bench_park q -c "SELECT bench.add_readings($pprop, 4, 4)" >/dev/null
-	DB=prepaid_bench_park q -c "VACUUM ANALYZE"
-	floor=$(settle_floor prepaid_bench_park 2)
-	res=$(psql -qXAt -d prepaid_bench_park -v label=settle_park_next_2_workers -v workers=2 -f bench/settle_bench.sql | grep '^RESULT')
-	report_settle "$res" "target < 0.1 s" || fail=1
-	floor_report "$res" "$floor" 2
+	settle_run prepaid_bench_park settle_park_next_2_workers 2 "target < 0.1 s"
 	psql -qX -d postgres -c "DROP DATABASE prepaid_bench_park" >/dev/null
 fi
 
